@@ -1,0 +1,30 @@
+"""Backbone and block modules that bbpatch installs into ``ultralytics/nn/Addmodules``.
+
+This package works both as ``bbpatch.modules`` and, copied by ``bbpatch apply``, as
+``ultralytics.nn.Addmodules``. It imports every ``*.py`` file next to it (files starting with ``_``
+excepted) and exports the classes that declare a ``bbpatch_role`` ("backbone" or "block"), plus the
+``bbpatch_*`` runtime helpers the patched ``tasks.py`` calls. A user's own backbone file dropped into
+this folder is picked up the same way: no edit of ``tasks.py`` is needed (see docs/contract.md).
+"""
+
+import importlib
+import pkgutil
+
+from ._runtime import *  # noqa: F401,F403
+from ._runtime import __all__ as _runtime_all
+
+__all__ = list(_runtime_all)
+
+
+def _export_marked_classes():
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.ispkg:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and getattr(obj, "bbpatch_role", None) and obj.__module__ == module.__name__:
+                globals()[name] = obj
+                __all__.append(name)
+
+
+_export_marked_classes()

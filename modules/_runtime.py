@@ -1,0 +1,54 @@
+"""Helpers that the patched ultralytics ``tasks.py`` calls. Kept tiny: every name starts with ``bbpatch_``."""
+
+__all__ = [
+    "bbpatch_role",
+    "bbpatch_channels",
+    "bbpatch_takes_repeats",
+    "bbpatch_save_backbone_outputs",
+    "bbpatch_probe_size",
+    "bbpatch_reparameterize",
+]
+
+BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: a leading None, then strides 4, 8, 16, 32
+
+
+def bbpatch_role(m):
+    """'backbone', 'block' or None for a class named in a model YAML."""
+    return getattr(m, "bbpatch_role", None) if isinstance(m, type) else None
+
+
+def bbpatch_channels(backbone):
+    """Output channels of an instantiated backbone, without a forward pass."""
+    channels = getattr(backbone, "channels", None) or getattr(backbone, "width_list", None)
+    if not channels:
+        raise TypeError(f"{type(backbone).__name__} declares bbpatch_role='backbone' but has no 'channels' list")
+    return list(channels)
+
+
+def bbpatch_takes_repeats(m):
+    """True for block classes whose third argument is the YAML repeat count."""
+    return bool(getattr(m, "bbpatch_repeats", False))
+
+
+def bbpatch_save_backbone_outputs(x, y, save):
+    """Spread a backbone's feature list over layer slots 0..4 of ``y``; return the last map as the running ``x``."""
+    x = list(x)
+    x = [None] * (BACKBONE_SLOTS - len(x)) + x
+    y.extend(xi if i in save else None for i, xi in enumerate(x))
+    return x[-1]
+
+
+def bbpatch_probe_size(model, default):
+    """Stride-probe image size: the stock size unless a backbone in the model asks for a larger one."""
+    sizes = [getattr(m, "min_input_size", 640) for m in model.modules() if getattr(m, "backbone", False)]
+    return max([default, *sizes])
+
+
+def bbpatch_reparameterize(model):
+    """Fold multi-branch training blocks (MobileOne) of bbpatch modules into their single-branch inference form."""
+    for owner in [m for m in model.modules() if getattr(type(m), "bbpatch_role", None)]:
+        for m in owner.modules():
+            if hasattr(m, "reparameterize") and m is not owner:
+                m.reparameterize()
+        if hasattr(owner, "reparameterize"):
+            owner.reparameterize()

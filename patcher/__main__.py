@@ -1,0 +1,3 @@
+from bbpatch.cli import main
+
+main()
