@@ -1,0 +1,254 @@
+"""The kinds of edit bbpatch makes. Each edit module in this package declares one instance.
+
+An edit knows where it acts (a *scope*: the statement blocks it may touch), what it looks for there (an
+*anchor*), how to tell that it is already applied (by matching its own inserted code), how to apply
+itself and how to undo itself on a file the user may have edited since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import libcst as cst
+import libcst.matchers as m
+
+from bbpatch.cst import (
+    code,
+    find_function,
+    replace_in_function,
+    same_code,
+    template_statement,
+    unwrap,
+    wrap,
+)
+
+TASKS = "nn/tasks.py"
+TORCH_UTILS = "utils/torch_utils.py"
+
+# (function or None for module level, the node whose .body holds the statements)
+Block = tuple
+Scope = Callable[[cst.Module], Iterator[Block]]
+
+
+class AnchorMissing(Exception):
+    """The tree lacks a statement an edit must attach to: this ultralytics layout is not supported."""
+
+    def __init__(self, file: str, where: str, expected: str):
+        super().__init__(f"{file}: {where} has no {expected}; this layout is not supported")
+        self.file, self.where, self.expected = file, where, expected
+
+
+def replace_block(module: cst.Module, block: Block, new_body: list) -> cst.Module:
+    fn, node = block
+    new_node = node.with_changes(body=new_body)
+    return new_node if fn is None else replace_in_function(module, fn, node, new_node)
+
+
+def replace_node(module: cst.Module, block: Block, old: cst.CSTNode, new) -> cst.Module:
+    fn, _ = block
+    return module.deep_replace(old, new) if fn is None else replace_in_function(module, fn, old, new)
+
+
+@dataclass(frozen=True)
+class Edit:
+    name: str
+    file: str
+    summary: str
+    scope: Scope
+    where: str  # for error messages: "parse_model", "DetectionModel.__init__"
+    expected: str  # for error messages: what anchor was looked for
+    optional: bool = False  # True: the anchor's absence means this release does not need the edit
+
+    # --- to implement -------------------------------------------------------------------------------------------
+    def anchors(self, module: cst.Module) -> list:
+        """Places still waiting for this edit, as (block, node) pairs."""
+        raise NotImplementedError
+
+    def applied(self, module: cst.Module) -> list:
+        """This edit's inserted code found in the module, as (block, node) pairs."""
+        raise NotImplementedError
+
+    def apply_at(self, module: cst.Module, block: Block, node: cst.CSTNode) -> cst.Module:
+        raise NotImplementedError
+
+    def revert_at(self, module: cst.Module, block: Block, node: cst.CSTNode) -> cst.Module:
+        raise NotImplementedError
+
+    # --- shared behaviour ---------------------------------------------------------------------------------------
+    def status(self, module: cst.Module) -> str:
+        """'applied', 'missing' (anchor waiting), 'partial', 'n/a' (not needed here) or 'unsupported'."""
+        anchors, applied = self.anchors(module), self.applied(module)
+        if applied and not anchors:
+            return "applied"
+        if applied:
+            return "partial"
+        if anchors:
+            return "missing"
+        return "n/a" if self.optional else "unsupported"
+
+    def apply(self, module: cst.Module) -> cst.Module:
+        if not self.anchors(module) and not self.applied(module):
+            if self.optional:
+                return module
+            raise AnchorMissing(self.file, self.where, self.expected)
+        for _ in range(64):  # re-locate after every change: blocks are immutable and get replaced
+            anchors = self.anchors(module)
+            if not anchors:
+                return module
+            module = self.apply_at(module, *anchors[0])
+        raise RuntimeError(f"{self.name}: too many anchors")
+
+    def revert(self, module: cst.Module) -> cst.Module:
+        for _ in range(64):
+            applied = self.applied(module)
+            if not applied:
+                return module
+            module = self.revert_at(module, *applied[0])
+        raise RuntimeError(f"{self.name}: too many applied sites")
+
+
+def statements(module: cst.Module, scope: Scope, matcher) -> list:
+    return [
+        (block, statement)
+        for block in scope(module)
+        for statement in block[1].body
+        if (matcher(statement) if callable(matcher) else m.matches(statement, matcher))
+    ]
+
+
+@dataclass(frozen=True)
+class InsertStatement(Edit):
+    """Insert the template statement next to an anchor statement ('after', 'before', or 'first' in the block)."""
+
+    template: str = ""
+    anchor: m.BaseMatcherNode | None = None
+    position: str = "after"
+
+    def _neighbour(self, body, index):
+        offset = {"after": 1, "before": -1}[self.position]
+        j = index + offset
+        return body[j] if 0 <= j < len(body) else None
+
+    def _is_inserted(self, statement) -> bool:
+        return same_code(statement, template_statement(self.template))
+
+    def anchors(self, module):
+        found = []
+        for block in self.scope(module):
+            body = block[1].body
+            if self.position == "first":
+                if body and not self._is_inserted(body[0]):
+                    found.append((block, body[0]))
+                continue
+            for index, statement in enumerate(body):
+                if m.matches(statement, self.anchor):
+                    neighbour = self._neighbour(body, index)
+                    if neighbour is None or not self._is_inserted(neighbour):
+                        found.append((block, statement))
+        return found
+
+    def applied(self, module):
+        return statements(module, self.scope, self._is_inserted)
+
+    def apply_at(self, module, block, anchor):
+        body = list(block[1].body)
+        index = next(i for i, s in enumerate(body) if s is anchor)
+        if self.position == "after":
+            index += 1
+        inserted = template_statement(self.template)
+        if self.position != "after":  # the anchor's comments stay above whatever now comes first
+            inserted = inserted.with_changes(leading_lines=anchor.leading_lines)
+            body[index] = anchor.with_changes(leading_lines=())
+        body.insert(index, inserted)
+        return replace_block(module, block, body)
+
+    def revert_at(self, module, block, inserted):
+        body = list(block[1].body)
+        index = next(i for i, s in enumerate(body) if s is inserted)
+        del body[index]
+        if self.position != "after" and index < len(body):
+            body[index] = body[index].with_changes(leading_lines=inserted.leading_lines)
+        return replace_block(module, block, body)
+
+
+@dataclass(frozen=True)
+class WrapStatement(Edit):
+    """Wrap an anchor statement in the template's ``if``/``else``: the original stays byte-for-byte inside."""
+
+    template: str = ""
+    anchor: m.BaseMatcherNode | None = None
+
+    def _is_wrapper(self, statement) -> bool:
+        wrapper = template_statement(self.template)
+        return (
+            isinstance(statement, cst.If)
+            and code(statement.test) == code(wrapper.test)
+            and bool(m.findall(statement, self.anchor))
+        )
+
+    def anchors(self, module):
+        return statements(module, self.scope, self.anchor)
+
+    def applied(self, module):
+        return statements(module, self.scope, self._is_wrapper)
+
+    def apply_at(self, module, block, statement):
+        return replace_node(module, block, statement, wrap(statement, self.template))
+
+    def revert_at(self, module, block, wrapper):
+        return replace_node(module, block, wrapper, unwrap(wrapper, self.anchor))
+
+
+# --- scopes ----------------------------------------------------------------------------------------------------------
+
+
+def module_level(module: cst.Module) -> Iterator[Block]:
+    yield None, module
+
+
+def function_body(*path: str) -> Scope:
+    def scope(module):
+        fn = find_function(module, path)
+        if fn is not None:
+            yield fn, fn.body
+
+    return scope
+
+
+def blocks_in(*path: str) -> Scope:
+    """Every indented block inside a function, at any depth."""
+
+    def scope(module):
+        fn = find_function(module, path)
+        if fn is not None:
+            for block in m.findall(fn, m.IndentedBlock()):
+                yield fn, block
+
+    return scope
+
+
+LAYER_LOOP = m.For(iter=m.Call(func=m.Name("enumerate")))
+
+
+def layer_loop(module: cst.Module) -> Iterator[Block]:
+    """The body of parse_model's ``for i, (f, n, m, args) in enumerate(...)`` loop."""
+    fn = find_function(module, ("parse_model",))
+    if fn is None:
+        return
+    for statement in fn.body.body:
+        if m.matches(statement, LAYER_LOOP):
+            yield fn, statement.body
+            return
+
+
+def single_statement(matcher: m.BaseMatcherNode) -> m.SimpleStatementLine:
+    return m.SimpleStatementLine(body=[matcher])
+
+
+def assign_to(name: str, value=m.DoNotCare()) -> m.SimpleStatementLine:
+    return single_statement(m.Assign(targets=[m.AssignTarget(m.Name(name))], value=value))
+
+
+def call_statement(obj: str, method: str, args=m.DoNotCare()) -> m.SimpleStatementLine:
+    return single_statement(m.Expr(m.Call(func=m.Attribute(value=m.Name(obj), attr=m.Name(method)), args=args)))

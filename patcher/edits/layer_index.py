@@ -1,0 +1,73 @@
+"""5c. Layers after a backbone are numbered from 5: ``i + 4`` in the attached index and in the save list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+from bbpatch.cst import code, template_expression
+from bbpatch.edits.base import TASKS, Edit, layer_loop, replace_node, single_statement
+
+# m_.i, m_.f, m_.type = i, f, t  ->  the first value
+ATTACH_INDEX = single_statement(
+    m.Assign(targets=[m.AssignTarget(m.Tuple(elements=[m.Element(m.Attribute(attr=m.Name("i"))), m.ZeroOrMore()]))])
+)
+# save.extend(x % i for x in ...)  ->  the right operand
+SAVE_LIST = single_statement(
+    m.Expr(m.Call(func=m.Attribute(value=m.Name("save"), attr=m.Name("extend")), args=[m.Arg(m.GeneratorExp())]))
+)
+
+
+def attach_sites(block) -> list[cst.CSTNode]:
+    """The ``i`` attached as the layer index."""
+    return [s.body[0].value.elements[0].value for s in block[1].body if m.matches(s, ATTACH_INDEX)]
+
+
+def modulo_sites(block) -> list[cst.CSTNode]:
+    """The ``i`` of ``x % i`` in the save list."""
+    elements = [s.body[0].value.args[0].value.elt for s in block[1].body if m.matches(s, SAVE_LIST)]
+    return [e.right for e in elements if m.matches(e, m.BinaryOperation(operator=m.Modulo()))]
+
+
+def index_sites(block) -> list[cst.CSTNode]:
+    return attach_sites(block) + modulo_sites(block)
+
+
+def shifted_index(parenthesized: bool) -> cst.BaseExpression:
+    expression = template_expression("layer_index")
+    if parenthesized:
+        expression = expression.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return expression
+
+
+@dataclass(frozen=True)
+class ShiftLayerIndex(Edit):
+    def _is_shifted(self, node) -> bool:
+        return isinstance(node, cst.IfExp) and code(node.with_changes(lpar=(), rpar=())) == code(
+            template_expression("layer_index")
+        )
+
+    def anchors(self, module):
+        return [(b, n) for b in self.scope(module) for n in index_sites(b) if m.matches(n, m.Name("i"))]
+
+    def applied(self, module):
+        return [(b, n) for b in self.scope(module) for n in index_sites(b) if self._is_shifted(n)]
+
+    def apply_at(self, module, block, name):
+        in_modulo = any(name is site for site in modulo_sites(block))
+        return replace_node(module, block, name, shifted_index(parenthesized=in_modulo))
+
+    def revert_at(self, module, block, shifted):
+        return replace_node(module, block, shifted, cst.Name("i"))
+
+
+EDIT = ShiftLayerIndex(
+    name="layer_index",
+    file=TASKS,
+    summary="i + 4 if backbone else i in the attached layer index and the save list",
+    scope=layer_loop,
+    where="parse_model",
+    expected="'m_.i, m_.f, m_.type = i, f, t' and 'save.extend(x % i ...)' statements",
+)

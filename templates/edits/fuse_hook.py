@@ -1,0 +1,2 @@
+# Inserted before BaseModel.fuse's fusion loop.
+bbpatch_reparameterize(self)

@@ -1,0 +1,3 @@
+# Wraps parse_model's `t = str(m)...` statement: a backbone keeps its YAML name.
+if not isinstance(c2, list):
+    ORIGINAL

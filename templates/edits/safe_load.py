@@ -1,0 +1,2 @@
+# Added to _SafeLoad's allowed parent packages.
+"ultralytics.nn.Addmodules"
