@@ -1,0 +1,315 @@
+"""The library API behind the CLI: apply, revert, status. None of it imports torch, timm or ultralytics."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import libcst as cst
+
+from bbpatch import __version__
+from bbpatch.edits import EDITS, FILES, AnchorMissing
+from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
+from bbpatch.transaction import commit, locked, prune_empty_dirs
+from bbpatch.tree import ADDMODULES, LOCK, MANIFEST, Tree, TreeError, find_tree
+
+LEFTOVER_MARKS = ("bbpatch_", "ultralytics.nn.Addmodules", "backbone = False")
+
+
+class HandPatched(TreeError):
+    """The tree carries the blog recipe's hand edits: bbpatch will not stack its own on top."""
+
+
+class RevertRefused(TreeError):
+    """The user changed bbpatch's own inserted code: undoing it would need a guess."""
+
+
+class FileConflict(TreeError):
+    """A file bbpatch would create already exists and is not bbpatch's."""
+
+
+@dataclass
+class Report:
+    tree: Tree
+    state: str  # apply: patched/already-patched/updated; revert: reverted/clean; status: clean/patched/drifted/hand-patched
+    edits: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    diff: str = ""
+    bbpatch: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "tree": str(self.tree.package),
+            "ultralytics": self.tree.version,
+            "state": self.state,
+            "bbpatch": self.bbpatch,
+            "edits": self.edits,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
+
+
+# --- sources ---------------------------------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
+
+
+def _parse(tree: Tree, key: str, data: bytes) -> cst.Module:
+    try:
+        return cst.parse_module(data)
+    except cst.ParserSyntaxError as error:
+        raise TreeError(f"{tree.file(key)}: not valid Python ({error.message}, line {error.raw_line}); fix or reinstall it") from None
+
+
+def _edits_for(key: str):
+    return [edit for edit in EDITS if edit.file == key]
+
+
+def patch_source(tree: Tree, key: str, data: bytes) -> tuple[bytes, dict[str, str]]:
+    module = _parse(tree, key, data)
+    for edit in _edits_for(key):
+        try:
+            module = edit.apply(module)
+        except AnchorMissing as error:
+            raise TreeError(f"{tree.package}/{error}") from None
+    return module.code.encode("utf-8"), {edit.name: edit.status(module) for edit in _edits_for(key)}
+
+
+def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
+    """Undo bbpatch's edits only, keeping everything else in the file (the user's later edits included)."""
+    module = _parse(tree, key, data)
+    for edit in reversed(_edits_for(key)):
+        module = edit.revert(module)
+    text = module.code
+    leftovers = [n for n, line in enumerate(text.splitlines(), 1) if any(mark in line for mark in LEFTOVER_MARKS)]
+    if leftovers:
+        raise RevertRefused(
+            f"{tree.file(key)}: bbpatch's inserted code was edited since apply (lines {leftovers[:5]}); "
+            "undo that by hand or run 'bbpatch revert --force' (restores the original, saves your version beside it)"
+        )
+    return text.encode("utf-8")
+
+
+def edit_statuses(tree: Tree, sources: dict[str, bytes]) -> dict[str, str]:
+    statuses = {}
+    for key, data in sources.items():
+        module = _parse(tree, key, data)
+        statuses.update({edit.name: edit.status(module) for edit in _edits_for(key)})
+    return statuses
+
+
+def hand_patch_evidence(tree: Tree, sources: dict[str, bytes], statuses: dict[str, str]) -> list[str]:
+    evidence = [f"edit '{name}' found" for name, status in statuses.items() if status in ("applied", "partial")]
+    tasks = sources.get(FILES[0], b"")
+    if b"Addmodules" in tasks and not evidence:
+        evidence.append("tasks.py references Addmodules")
+    if b"width_list" in tasks:
+        evidence.append("tasks.py reads width_list")
+    return evidence
+
+
+def shipped_files(tree: Tree) -> dict[str, bytes]:
+    """Module files and YAMLs bbpatch installs, keyed by their path in the package."""
+    files = {}
+    modules = resources.files("bbpatch.modules")
+    for entry in sorted(modules.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            files[f"{ADDMODULES}/{entry.name}"] = entry.read_bytes()
+    for entry in sorted(resources.files("bbpatch.yamls").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            files[f"{tree.yaml_dir}/{entry.name}"] = entry.read_bytes()
+    return files
+
+
+def _sources(tree: Tree) -> dict[str, bytes]:
+    sources = {}
+    for key in FILES:
+        data = _read(tree.file(key))
+        if data is None:
+            raise TreeError(f"{tree.file(key)}: missing; reinstall ultralytics or check the PATH")
+        sources[key] = data
+    return sources
+
+
+def read_manifest(tree: Tree) -> Manifest | None:
+    data = _read(tree.package / MANIFEST)
+    if data is None:
+        return None
+    try:
+        return Manifest.from_bytes(data)
+    except (ValueError, KeyError, TypeError) as error:
+        raise TreeError(f"{tree.package / MANIFEST}: unreadable bbpatch manifest ({error}); restore it from a backup") from None
+
+
+def _unified_diff(tree: Tree, key: str, old: bytes | None, new: bytes | None) -> str:
+    def lines(data):
+        return [] if data is None else data.decode("utf-8", "replace").splitlines(keepends=True)
+
+    name = f"ultralytics/{key}"
+    return "".join(difflib.unified_diff(lines(old), lines(new), f"a/{name}", f"b/{name}"))
+
+
+# --- apply -----------------------------------------------------------------------------------------------------------
+
+
+def _is_current(tree: Tree, manifest: Manifest) -> bool:
+    if manifest.bbpatch != __version__ or manifest.ultralytics != tree.version:
+        return False
+    return all(sha256(_read(tree.package / key)) == record.patched_sha256 for key, record in manifest.files.items())
+
+
+def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None) -> dict[str, bytes]:
+    """The unpatched sources: as read, from the manifest, or with bbpatch's edits undone structurally."""
+    if manifest is None:
+        evidence = hand_patch_evidence(tree, current, edit_statuses(tree, current))
+        if evidence:
+            raise HandPatched(
+                f"{tree.file(FILES[0])}: looks patched by hand with the blog recipe ({'; '.join(evidence)}); "
+                "restore the original (git checkout, or pip install --force-reinstall ultralytics), then run bbpatch apply"
+            )
+        return current
+    originals = {}
+    for key, data in current.items():
+        record = manifest.files.get(key)
+        if record and sha256(data) == record.patched_sha256:
+            originals[key] = record.original
+        else:
+            originals[key] = unpatch_source(tree, key, data)
+    return originals
+
+
+def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
+    manifest = read_manifest(tree)
+    if manifest is not None and _is_current(tree, manifest):
+        return Report(tree, "already-patched", dict(manifest.edits), bbpatch=manifest.bbpatch), {}
+    current = _sources(tree)
+    originals = _originals(tree, current, manifest)
+    new_manifest = Manifest(__version__, tree.version)
+    writes: dict[Path, bytes | None] = {}
+    for key, original in originals.items():
+        patched, statuses = patch_source(tree, key, original)
+        new_manifest.edits.update(statuses)
+        if patched != original:
+            new_manifest.files[key] = FileRecord.changed(original, patched)
+        if patched != current[key]:
+            writes[tree.file(key)] = patched
+    previously_created = {k for k, r in (manifest.files.items() if manifest else ()) if r.action == CREATED}
+    for key, data in shipped_files(tree).items():
+        existing = _read(tree.package / key)
+        if existing is not None and key not in previously_created and existing != data:
+            raise FileConflict(f"{tree.package / key}: exists and is not bbpatch's; move it away, then run bbpatch apply")
+        new_manifest.files[key] = FileRecord.created(data)
+        if existing != data:
+            writes[tree.package / key] = data
+    for key in previously_created - set(new_manifest.files):  # shipped by an older bbpatch, not by this one
+        if sha256(_read(tree.package / key)) == manifest.files[key].patched_sha256:
+            writes[tree.package / key] = None
+    writes[tree.package / MANIFEST] = new_manifest.to_bytes()
+    state = "patched" if manifest is None else "updated"
+    return Report(tree, state, new_manifest.edits, bbpatch=__version__), writes
+
+
+def apply(path=None, dry_run: bool = False) -> Report:
+    tree = find_tree(path)
+    if dry_run:
+        report, writes = plan_apply(tree)
+        report.diff = "".join(
+            _unified_diff(tree, tree.key(p), _read(p), data) for p, data in writes.items() if not p.name.endswith(".json")
+        )
+        return report
+    with locked(tree.package / LOCK):
+        report, writes = plan_apply(tree)
+        commit(writes)
+    return report
+
+
+# --- revert ----------------------------------------------------------------------------------------------------------
+
+
+def _revert_changed(tree: Tree, key: str, record: FileRecord, force: bool, report: Report) -> dict[Path, bytes | None]:
+    path = tree.package / key
+    data = _read(path)
+    digest = sha256(data)
+    if digest == record.patched_sha256 or data is None:
+        return {path: record.original}
+    if digest == record.original_sha256:
+        return {}
+    try:
+        reverted = unpatch_source(tree, key, data)
+        report.notes.append(f"{key}: changed since apply; removed bbpatch's edits and kept yours")
+        return {path: reverted}
+    except RevertRefused:
+        if not force:
+            raise
+        backup = path.with_name(path.name + ".bbpatch-user")
+        report.notes.append(f"{key}: restored the original; your edited version is saved as {backup}")
+        return {backup: data, path: record.original}
+
+
+def revert(path=None, force: bool = False) -> Report:
+    tree = find_tree(path)
+    with locked(tree.package / LOCK):
+        manifest = read_manifest(tree)
+        if manifest is None:
+            current = _sources(tree)
+            evidence = hand_patch_evidence(tree, current, edit_statuses(tree, current))
+            if evidence:
+                raise HandPatched(
+                    f"{tree.file(FILES[0])}: patched by hand, not by bbpatch ({'; '.join(evidence)}); nothing of bbpatch's "
+                    "to revert: restore it with git checkout or pip install --force-reinstall ultralytics"
+                )
+            return Report(tree, "clean", notes=["not patched: nothing to revert"])
+        report = Report(tree, "reverted", bbpatch=manifest.bbpatch)
+        writes: dict[Path, bytes | None] = {}
+        for key, record in manifest.files.items():
+            if record.action == CHANGED:
+                writes.update(_revert_changed(tree, key, record, force, report))
+            elif sha256(_read(tree.package / key)) == record.patched_sha256:
+                writes[tree.package / key] = None
+            elif (tree.package / key).exists():
+                report.notes.append(f"{key}: changed since apply; kept")
+        writes[tree.package / MANIFEST] = None
+        commit(writes)
+        for directory in {(tree.package / key).parent for key in manifest.files} | {tree.package / ADDMODULES}:
+            prune_empty_dirs(directory, stop=tree.package)
+    return report
+
+
+# --- status ----------------------------------------------------------------------------------------------------------
+
+
+def status(path=None) -> Report:
+    tree = find_tree(path)
+    manifest = read_manifest(tree)
+    if manifest is None:
+        current = _sources(tree)
+        statuses = edit_statuses(tree, current)
+        evidence = hand_patch_evidence(tree, current, statuses)
+        return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=evidence)
+    report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch)
+    if manifest.ultralytics != tree.version:
+        report.problems.append(f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply")
+    for key, record in manifest.files.items():
+        data = _read(tree.package / key)
+        if sha256(data) == record.patched_sha256:
+            continue
+        if data is None:
+            report.problems.append(f"{key}: missing (bbpatch {record.action} it)")
+        elif record.action == CREATED:
+            report.problems.append(f"{key}: changed since apply")
+        else:
+            module = _parse(tree, key, data)
+            for edit in _edits_for(key):
+                report.edits[edit.name] = edit.status(module)
+                if report.edits[edit.name] not in ("applied", "n/a"):
+                    report.problems.append(f"{key}: edit '{edit.name}' is {report.edits[edit.name]} ({edit.summary})")
+            if not report.problems:
+                report.notes.append(f"{key}: changed since apply, bbpatch's edits intact")
+    if report.problems:
+        report.state = "drifted"
+    return report

@@ -1,0 +1,75 @@
+"""Finding the ultralytics tree to patch, without importing it."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bbpatch.edits.base import TASKS, TORCH_UTILS
+
+
+class TreeError(Exception):
+    """A usage error about the target tree: nothing was changed."""
+
+
+VERSION = re.compile(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", re.M)
+ADDMODULES = "nn/Addmodules"
+MANIFEST = f"{ADDMODULES}/bbpatch_manifest.json"
+LOCK = ".bbpatch.lock"
+
+
+@dataclass(frozen=True)
+class Tree:
+    package: Path  # the ``ultralytics`` package directory
+    version: str
+
+    def file(self, rel: str) -> Path:
+        """Path of a file named relative to the package; torch_utils lived under yolo/ up to 8.0.135."""
+        if rel == TORCH_UTILS and not (self.package / rel).exists():
+            return self.package / "yolo" / rel
+        return self.package / rel
+
+    def key(self, path: Path) -> str:
+        return path.relative_to(self.package).as_posix()
+
+    @property
+    def yaml_dir(self) -> str:
+        """Where model YAMLs go: releases whose check_yaml searches only cfg/ get them under cfg/models/."""
+        checks = self.package / "utils" / "checks.py"
+        searches_cfg_only = checks.exists() and re.search(r"""ROOT\s*/\s*['"]cfg['"]\s*/\s*['"]\*\*['"]""", checks.read_text("utf-8"))
+        return "cfg/models/Addmodules" if searches_cfg_only else f"{ADDMODULES}/yamls"
+
+    def __str__(self) -> str:
+        return f"{self.package} (ultralytics {self.version})"
+
+
+def _package_dir(path: Path) -> Path | None:
+    for candidate in (path / "ultralytics", path):
+        if (candidate / TASKS).is_file():
+            return candidate
+    return None
+
+
+def _installed_package() -> Path | None:
+    spec = importlib.util.find_spec("ultralytics")  # finds without importing a top-level package
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def find_tree(path: str | Path | None = None) -> Tree:
+    if path is not None:
+        package = _package_dir(Path(path))
+        if package is None:
+            raise TreeError(f"{path}: no ultralytics package here (expected {path}/ultralytics/{TASKS} or {path}/{TASKS})")
+    else:
+        package = _package_dir(Path("ultralytics")) or _installed_package()
+        if package is None:
+            raise TreeError("no ./ultralytics and no installed ultralytics package: pass the tree's PATH")
+    init = package / "__init__.py"
+    found = VERSION.search(init.read_text("utf-8")) if init.exists() else None
+    if not found:
+        raise TreeError(f"{init}: no __version__ found; is this an ultralytics package?")
+    return Tree(package=package.resolve(), version=found.group(1))
