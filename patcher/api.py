@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 import libcst as cst
@@ -72,12 +72,13 @@ def _edits_for(key: str):
 
 def patch_source(tree: Tree, key: str, data: bytes) -> tuple[bytes, dict[str, str]]:
     module = _parse(tree, key, data)
+    statuses = {}
     for edit in _edits_for(key):
         try:
-            module = edit.apply(module)
+            module, statuses[edit.name] = edit.apply_with_status(module)
         except AnchorMissing as error:
             raise TreeError(f"{tree.package}/{error}") from None
-    return module.code.encode("utf-8"), {edit.name: edit.status(module) for edit in _edits_for(key)}
+    return module.code.encode("utf-8"), statuses
 
 
 def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
@@ -103,26 +104,29 @@ def edit_statuses(tree: Tree, sources: dict[str, bytes]) -> dict[str, str]:
     return statuses
 
 
-def hand_patch_evidence(tree: Tree, sources: dict[str, bytes], statuses: dict[str, str]) -> list[str]:
-    evidence = [f"edit '{name}' found" for name, status in statuses.items() if status in ("applied", "partial")]
+HAND_PATCH_MARKS = {
+    b"Addmodules": "tasks.py imports from Addmodules",
+    b"width_list": "tasks.py reads width_list",
+    b"i + 4 if backbone else i": "tasks.py shifts layer indices by 4",
+    b"bbpatch_": "tasks.py calls bbpatch helpers",
+}
+
+
+def hand_patch_evidence(sources: dict[str, bytes]) -> list[str]:
+    """Signs of the blog recipe (or of bbpatch edits without a manifest) in an unpatched-looking tree."""
     tasks = sources.get(FILES[0], b"")
-    if b"Addmodules" in tasks and not evidence:
-        evidence.append("tasks.py references Addmodules")
-    if b"width_list" in tasks:
-        evidence.append("tasks.py reads width_list")
-    return evidence
+    return [reason for mark, reason in HAND_PATCH_MARKS.items() if mark in tasks]
+
+
+def package_dir(name: str) -> Path:
+    """Directory of a bbpatch subpackage, found without importing it (bbpatch.modules imports torch)."""
+    return Path(next(iter(importlib.util.find_spec(name).submodule_search_locations)))
 
 
 def shipped_files(tree: Tree) -> dict[str, bytes]:
     """Module files and YAMLs bbpatch installs, keyed by their path in the package."""
-    files = {}
-    modules = resources.files("bbpatch.modules")
-    for entry in sorted(modules.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".py"):
-            files[f"{ADDMODULES}/{entry.name}"] = entry.read_bytes()
-    for entry in sorted(resources.files("bbpatch.yamls").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            files[f"{tree.yaml_dir}/{entry.name}"] = entry.read_bytes()
+    files = {f"{ADDMODULES}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.modules").glob("*.py"))}
+    files.update({f"{tree.yaml_dir}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.yamls").glob("*.yaml"))})
     return files
 
 
@@ -166,7 +170,7 @@ def _is_current(tree: Tree, manifest: Manifest) -> bool:
 def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None) -> dict[str, bytes]:
     """The unpatched sources: as read, from the manifest, or with bbpatch's edits undone structurally."""
     if manifest is None:
-        evidence = hand_patch_evidence(tree, current, edit_statuses(tree, current))
+        evidence = hand_patch_evidence(current)
         if evidence:
             raise HandPatched(
                 f"{tree.file(FILES[0])}: looks patched by hand with the blog recipe ({'; '.join(evidence)}); "
@@ -257,7 +261,7 @@ def revert(path=None, force: bool = False) -> Report:
         manifest = read_manifest(tree)
         if manifest is None:
             current = _sources(tree)
-            evidence = hand_patch_evidence(tree, current, edit_statuses(tree, current))
+            evidence = hand_patch_evidence(current)
             if evidence:
                 raise HandPatched(
                     f"{tree.file(FILES[0])}: patched by hand, not by bbpatch ({'; '.join(evidence)}); nothing of bbpatch's "
@@ -289,7 +293,7 @@ def status(path=None) -> Report:
     if manifest is None:
         current = _sources(tree)
         statuses = edit_statuses(tree, current)
-        evidence = hand_patch_evidence(tree, current, statuses)
+        evidence = hand_patch_evidence(current)
         return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=evidence)
     report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch)
     if manifest.ultralytics != tree.version:

@@ -58,7 +58,13 @@ def _all_statements(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 
 
 def same_code(a: cst.CSTNode, b: cst.CSTNode) -> bool:
+    if type(a) is not type(b) or _first_small_statement_type(a) is not _first_small_statement_type(b):
+        return False  # cheap rejection before rendering code
     return code(a).strip() == code(b).strip()
+
+
+def _first_small_statement_type(node: cst.CSTNode) -> type | None:
+    return type(node.body[0]) if isinstance(node, cst.SimpleStatementLine) and node.body else None
 
 
 # --- functions and methods -------------------------------------------------------------------------------------------
@@ -94,8 +100,42 @@ def replace_function(module: cst.Module, old: cst.FunctionDef, new: cst.Function
     raise LookupError("function is not part of this module")
 
 
-def replace_in_function(module: cst.Module, fn: cst.FunctionDef, old: cst.CSTNode, new) -> cst.Module:
-    return replace_function(module, fn, fn.deep_replace(old, new))
+def swap_child(parent: cst.CSTNode, old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
+    """``parent`` with its direct child ``old`` (a field, or an item of a sequence field) replaced by ``new``."""
+    for name in parent.__dataclass_fields__:
+        value = getattr(parent, name)
+        if value is old:
+            return parent.with_changes(**{name: new})
+        if isinstance(value, (list, tuple)) and any(item is old for item in value):
+            return parent.with_changes(**{name: [new if item is old else item for item in value]})
+    raise LookupError(f"{type(old).__name__} is not a direct child of {type(parent).__name__}")
+
+
+def rebuild(path: tuple, new: cst.CSTNode) -> cst.CSTNode:
+    """Replace ``path[-1]`` by ``new`` and rebuild its ancestors ``path[:-1]`` (root first); returns the new root."""
+    for parent, old in zip(reversed(path[:-1]), reversed(path[1:])):
+        new = swap_child(parent, old, new)
+    return new
+
+
+CHILD_BLOCKS = ("body", "orelse", "handlers", "finalbody")
+
+
+def nested_blocks(node: cst.CSTNode, path: tuple = ()) -> Iterator[tuple[tuple, cst.BaseSuite]]:
+    """Every indented block under a compound statement, with the chain of nodes leading to it (statements only)."""
+    path = (*path, node)
+    for name in CHILD_BLOCKS:
+        child = getattr(node, name, None)
+        if child is None:
+            continue
+        for item in child if isinstance(child, (list, tuple)) else (child,):
+            if isinstance(item, cst.IndentedBlock):
+                yield path, item
+                for statement in item.body:
+                    if isinstance(statement, cst.BaseCompoundStatement):
+                        yield from nested_blocks(statement, (*path, item))
+            elif isinstance(item, (cst.If, cst.Else, cst.ExceptHandler, cst.Finally, cst.ExceptStarHandler)):
+                yield from nested_blocks(item, path)
 
 
 def dotted_name(node: cst.CSTNode | None) -> str:

@@ -8,7 +8,7 @@ itself and how to undo itself on a file the user may have edited since.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import libcst as cst
 import libcst.matchers as m
@@ -16,7 +16,9 @@ import libcst.matchers as m
 from bbpatch.cst import (
     code,
     find_function,
-    replace_in_function,
+    nested_blocks,
+    rebuild,
+    replace_function,
     same_code,
     template_statement,
     unwrap,
@@ -26,8 +28,12 @@ from bbpatch.cst import (
 TASKS = "nn/tasks.py"
 TORCH_UTILS = "utils/torch_utils.py"
 
-# (function or None for module level, the node whose .body holds the statements)
-Block = tuple
+class Block(NamedTuple):
+    fn: cst.FunctionDef | None  # None: module level
+    node: cst.CSTNode  # the node whose .body holds the statements (an IndentedBlock or the Module)
+    path: tuple = ()  # the nodes from fn down to node's parent, so a change rebuilds only that chain
+
+
 Scope = Callable[[cst.Module], Iterator[Block]]
 
 
@@ -40,14 +46,21 @@ class AnchorMissing(Exception):
 
 
 def replace_block(module: cst.Module, block: Block, new_body: list) -> cst.Module:
-    fn, node = block
-    new_node = node.with_changes(body=new_body)
-    return new_node if fn is None else replace_in_function(module, fn, node, new_node)
+    new_node = block.node.with_changes(body=new_body)
+    if block.fn is None:
+        return new_node
+    return replace_function(module, block.fn, rebuild((*block.path, block.node), new_node))
 
 
-def replace_node(module: cst.Module, block: Block, old: cst.CSTNode, new) -> cst.Module:
-    fn, _ = block
-    return module.deep_replace(old, new) if fn is None else replace_in_function(module, fn, old, new)
+def replace_statement(module: cst.Module, block: Block, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
+    return replace_block(module, block, [new if statement is old else statement for statement in block.node.body])
+
+
+def replace_inside(module: cst.Module, block: Block, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
+    """Replace ``old``, found somewhere inside one statement of the block, by ``new``."""
+    is_old = m.MatchIfTrue(lambda node: node is old)
+    statement = next(s for s in block.node.body if s is old or m.findall(s, is_old))
+    return replace_statement(module, block, statement, statement.deep_replace(old, new))
 
 
 @dataclass(frozen=True)
@@ -88,15 +101,20 @@ class Edit:
         return "n/a" if self.optional else "unsupported"
 
     def apply(self, module: cst.Module) -> cst.Module:
-        if not self.anchors(module) and not self.applied(module):
+        return self.apply_with_status(module)[0]
+
+    def apply_with_status(self, module: cst.Module) -> tuple[cst.Module, str]:
+        """Apply; also say whether the edit is now 'applied' or was 'n/a' (optional and nothing to attach to)."""
+        anchors = self.anchors(module)
+        if not anchors and not self.applied(module):
             if self.optional:
-                return module
+                return module, "n/a"
             raise AnchorMissing(self.file, self.where, self.expected)
         for _ in range(64):  # re-locate after every change: blocks are immutable and get replaced
-            anchors = self.anchors(module)
             if not anchors:
-                return module
+                return module, "applied"
             module = self.apply_at(module, *anchors[0])
+            anchors = self.anchors(module)
         raise RuntimeError(f"{self.name}: too many anchors")
 
     def revert(self, module: cst.Module) -> cst.Module:
@@ -112,7 +130,7 @@ def statements(module: cst.Module, scope: Scope, matcher) -> list:
     return [
         (block, statement)
         for block in scope(module)
-        for statement in block[1].body
+        for statement in block.node.body
         if (matcher(statement) if callable(matcher) else m.matches(statement, matcher))
     ]
 
@@ -136,7 +154,7 @@ class InsertStatement(Edit):
     def anchors(self, module):
         found = []
         for block in self.scope(module):
-            body = block[1].body
+            body = block.node.body
             if self.position == "first":
                 if body and not self._is_inserted(body[0]):
                     found.append((block, body[0]))
@@ -152,7 +170,7 @@ class InsertStatement(Edit):
         return statements(module, self.scope, self._is_inserted)
 
     def apply_at(self, module, block, anchor):
-        body = list(block[1].body)
+        body = list(block.node.body)
         index = next(i for i, s in enumerate(body) if s is anchor)
         if self.position == "after":
             index += 1
@@ -164,7 +182,7 @@ class InsertStatement(Edit):
         return replace_block(module, block, body)
 
     def revert_at(self, module, block, inserted):
-        body = list(block[1].body)
+        body = list(block.node.body)
         index = next(i for i, s in enumerate(body) if s is inserted)
         del body[index]
         if self.position != "after" and index < len(body):
@@ -194,26 +212,31 @@ class WrapStatement(Edit):
         return statements(module, self.scope, self._is_wrapper)
 
     def apply_at(self, module, block, statement):
-        return replace_node(module, block, statement, wrap(statement, self.template))
+        return replace_statement(module, block, statement, wrap(statement, self.template))
 
     def revert_at(self, module, block, wrapper):
-        return replace_node(module, block, wrapper, unwrap(wrapper, self.anchor))
+        return replace_statement(module, block, wrapper, unwrap(wrapper, self.anchor))
 
 
 # --- scopes ----------------------------------------------------------------------------------------------------------
 
 
 def module_level(module: cst.Module) -> Iterator[Block]:
-    yield None, module
+    yield Block(None, module)
 
 
 def function_body(*path: str) -> Scope:
     def scope(module):
         fn = find_function(module, path)
         if fn is not None:
-            yield fn, fn.body
+            yield Block(fn, fn.body, (fn,))
 
     return scope
+
+
+def blocks_of(fn: cst.FunctionDef) -> Iterator[Block]:
+    for path, block in nested_blocks(fn):
+        yield Block(fn, block, path)
 
 
 def blocks_in(*path: str) -> Scope:
@@ -222,8 +245,7 @@ def blocks_in(*path: str) -> Scope:
     def scope(module):
         fn = find_function(module, path)
         if fn is not None:
-            for block in m.findall(fn, m.IndentedBlock()):
-                yield fn, block
+            yield from blocks_of(fn)
 
     return scope
 
@@ -238,7 +260,7 @@ def layer_loop(module: cst.Module) -> Iterator[Block]:
         return
     for statement in fn.body.body:
         if m.matches(statement, LAYER_LOOP):
-            yield fn, statement.body
+            yield Block(fn, statement.body, (fn, fn.body, statement))
             return
 
 

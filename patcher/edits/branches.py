@@ -8,14 +8,14 @@ import libcst as cst
 import libcst.matchers as m
 
 from bbpatch.cst import code, template_statement
-from bbpatch.edits.base import Edit, assign_to, replace_node
+from bbpatch.edits.base import Edit, assign_to, replace_statement
 
 FINAL_ELSE = m.Else(body=m.IndentedBlock(body=[assign_to("c2", m.Subscript(value=m.Name("ch")))]))
 
 
 def module_type_chain(block) -> list[cst.If]:
     """The ``if m in base_modules: ... elif ... else: c2 = ch[f]`` chain, head first; [] if absent."""
-    for statement in block[1].body:
+    for statement in block.node.body:
         chain = []
         node = statement
         while isinstance(node, cst.If):
@@ -50,7 +50,15 @@ class InsertBranch(Edit):
 
     def apply_at(self, module, block, last):
         branch = template_statement(self.template).with_changes(orelse=last.orelse)
-        return replace_node(module, block, last, last.with_changes(orelse=branch))
+        return _replace_in_chain(module, block, last, last.with_changes(orelse=branch))
 
     def revert_at(self, module, block, previous):
-        return replace_node(module, block, previous, previous.with_changes(orelse=previous.orelse.orelse))
+        return _replace_in_chain(module, block, previous, previous.with_changes(orelse=previous.orelse.orelse))
+
+
+def _replace_in_chain(module, block, old: cst.If, new: cst.If):
+    chain = module_type_chain(block)
+    index = next(i for i, node in enumerate(chain) if node is old)
+    for parent in reversed(chain[:index]):
+        new = parent.with_changes(orelse=new)
+    return replace_statement(module, block, chain[0], new)

@@ -17,9 +17,9 @@ STRIDE_SIZED_IMAGE = assign_to(
 
 def stride_sized_probes(module):
     """Blocks of get_flops that build a ``stride x stride`` probe image."""
-    for fn, block in blocks_in("get_flops")(module):
-        if any(m.matches(statement, STRIDE_SIZED_IMAGE) for statement in block.body):
-            yield fn, block
+    for block in blocks_in("get_flops")(module):
+        if any(m.matches(statement, STRIDE_SIZED_IMAGE) for statement in block.node.body):
+            yield block
 
 
 EDIT = InsertStatement(

@@ -4,7 +4,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from bbpatch.cst import functions
-from bbpatch.edits.base import TASKS, WrapStatement, call_statement
+from bbpatch.edits.base import TASKS, WrapStatement, blocks_of, call_statement
 
 FORWARD_LOOP_FUNCTIONS = {"_forward_once", "_predict_once", "predict"}
 
@@ -27,8 +27,9 @@ def forward_loops(module: cst.Module):
     """Bodies of the ``for m in self.model`` loops of every predict-like method."""
     for path, fn in functions(module):
         if path[-1] in FORWARD_LOOP_FUNCTIONS:
-            for loop in m.findall(fn, m.For()):
-                yield fn, loop.body
+            for block in blocks_of(fn):
+                if isinstance(block.path[-1], cst.For):
+                    yield block
 
 
 EDIT = WrapStatement(

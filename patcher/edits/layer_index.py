@@ -8,7 +8,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from bbpatch.cst import code, template_expression
-from bbpatch.edits.base import TASKS, Edit, layer_loop, replace_node, single_statement
+from bbpatch.edits.base import TASKS, Edit, layer_loop, replace_inside, single_statement
 
 # m_.i, m_.f, m_.type = i, f, t  ->  the first value
 ATTACH_INDEX = single_statement(
@@ -22,12 +22,12 @@ SAVE_LIST = single_statement(
 
 def attach_sites(block) -> list[cst.CSTNode]:
     """The ``i`` attached as the layer index."""
-    return [s.body[0].value.elements[0].value for s in block[1].body if m.matches(s, ATTACH_INDEX)]
+    return [s.body[0].value.elements[0].value for s in block.node.body if m.matches(s, ATTACH_INDEX)]
 
 
 def modulo_sites(block) -> list[cst.CSTNode]:
     """The ``i`` of ``x % i`` in the save list."""
-    elements = [s.body[0].value.args[0].value.elt for s in block[1].body if m.matches(s, SAVE_LIST)]
+    elements = [s.body[0].value.args[0].value.elt for s in block.node.body if m.matches(s, SAVE_LIST)]
     return [e.right for e in elements if m.matches(e, m.BinaryOperation(operator=m.Modulo()))]
 
 
@@ -57,10 +57,10 @@ class ShiftLayerIndex(Edit):
 
     def apply_at(self, module, block, name):
         in_modulo = any(name is site for site in modulo_sites(block))
-        return replace_node(module, block, name, shifted_index(parenthesized=in_modulo))
+        return replace_inside(module, block, name, shifted_index(parenthesized=in_modulo))
 
     def revert_at(self, module, block, shifted):
-        return replace_node(module, block, shifted, cst.Name("i"))
+        return replace_inside(module, block, shifted, cst.Name("i"))
 
 
 EDIT = ShiftLayerIndex(

@@ -8,7 +8,7 @@ import libcst as cst
 import libcst.matchers as m
 
 from bbpatch.cst import functions, template_expression
-from bbpatch.edits.base import TASKS, AnchorMissing, Edit, InsertStatement, function_body, replace_node, single_statement
+from bbpatch.edits.base import TASKS, AnchorMissing, Edit, InsertStatement, function_body, replace_inside, single_statement
 
 ADDMODULES = "ultralytics.nn.Addmodules"
 
@@ -21,7 +21,7 @@ def allowed_parent_sets(block) -> list[cst.Set]:
     """Sets of package names that allow classes from their subpackages, e.g. {"torch.nn.modules", ...}."""
     return [
         node
-        for node in m.findall(block[1], m.Set())
+        for node in m.findall(block.node, m.Set())
         if {"torch.nn.modules", "ultralytics.nn.modules"} <= _strings(node) and "ultralytics.nn.tasks" not in _strings(node)
     ]
 
@@ -56,10 +56,10 @@ class AllowAddmodules(Edit):
         has_safe_load = any(path[0] == "_SafeLoad" for path, _ in functions(module))
         return "unsupported" if status == "n/a" and has_safe_load else status
 
-    def apply(self, module):
+    def apply_with_status(self, module):
         if self.status(module) == "unsupported":
             raise AnchorMissing(self.file, self.where, self.expected)
-        return super().apply(module)
+        return super().apply_with_status(module)
 
     def apply_at(self, module, block, node):
         if not isinstance(node, cst.Set):
@@ -67,14 +67,14 @@ class AllowAddmodules(Edit):
 
         last = node.elements[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
         added = cst.Element(template_expression("safe_load"))
-        return replace_node(module, block, node, node.with_changes(elements=[*node.elements[:-1], last, added]))
+        return replace_inside(module, block, node, node.with_changes(elements=[*node.elements[:-1], last, added]))
 
     def revert_at(self, module, block, node):
         if not isinstance(node, cst.Set):
             return SCAN_ADDMODULES.revert_at(module, block, node)
         kept = [e for e in node.elements if not (isinstance(e.value, cst.SimpleString) and e.value.evaluated_value == ADDMODULES)]
         kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        return replace_node(module, block, node, node.with_changes(elements=kept))
+        return replace_inside(module, block, node, node.with_changes(elements=kept))
 
 
 EDIT = AllowAddmodules(
