@@ -1,0 +1,76 @@
+"""The whole-backbone names users type in model YAMLs, and the timm model behind each.
+
+Pure data with no imports: ``timm_backbones.py`` turns every row into a class, and ``bbpatch.catalog``
+reads this file without importing torch (for ``bbpatch yaml``).
+"""
+
+#  YAML name                    timm model                    family
+BACKBONES = (
+    ("mobilenetv4_small", "mobilenetv4_conv_small", "mobilenetv4"),  # seed 000 names
+    ("mobilenetv4_medium", "mobilenetv4_conv_medium", "mobilenetv4"),
+    ("mobilenetv4_large", "mobilenetv4_conv_large", "mobilenetv4"),
+    ("mobilenetv4_hybrid_medium", "mobilenetv4_hybrid_medium", "mobilenetv4"),
+    ("mobilenetv4_hybrid_large", "mobilenetv4_hybrid_large", "mobilenetv4"),
+    ("MobileNetV4ConvSmall", "mobilenetv4_conv_small", "mobilenetv4"),  # community copies
+    ("MobileNetV4ConvMedium", "mobilenetv4_conv_medium", "mobilenetv4"),
+    ("MobileNetV4ConvLarge", "mobilenetv4_conv_large", "mobilenetv4"),
+    ("MobileNetV4HybridMedium", "mobilenetv4_hybrid_medium", "mobilenetv4"),
+    ("MobileNetV4HybridLarge", "mobilenetv4_hybrid_large", "mobilenetv4"),
+    # Seed 001 returns the maps whose channels are 16, 24, 48, 576: MobileNetV3-Small's.
+    ("MobileNetV3", "mobilenetv3_small_100", "mobilenetv3"),
+    ("MobileNetV3Small", "mobilenetv3_small_100", "mobilenetv3"),
+    ("MobileNetV3Large", "mobilenetv3_large_100", "mobilenetv3"),
+    # Seed 002's default configuration (embed 96, depths 1-2-8-2, ReLU) is FasterNet-T2.
+    ("FasterNet", "fasternet_t2", "fasternet"),
+    ("FasterNetT0", "fasternet_t0", "fasternet"),
+    ("FasterNetT1", "fasternet_t1", "fasternet"),
+    ("FasterNetT2", "fasternet_t2", "fasternet"),
+    ("FasterNetS", "fasternet_s", "fasternet"),
+    ("FasterNetM", "fasternet_m", "fasternet"),
+    ("FasterNetL", "fasternet_l", "fasternet"),
+    ("MobileOneS0", "mobileone_s0", "mobileone"),
+    ("MobileOneS1", "mobileone_s1", "mobileone"),
+    ("MobileOneS2", "mobileone_s2", "mobileone"),
+    ("MobileOneS3", "mobileone_s3", "mobileone"),
+    ("MobileOneS4", "mobileone_s4", "mobileone"),
+    ("MobileNetV1", "mobilenetv1_100", "mobilenetv1"),
+    ("MobileNetV2", "mobilenetv2_100", "mobilenetv2"),
+)
+
+# The variant a family's ready-made YAMLs use (yamls/<head>-<family>.yaml).
+FAMILY_DEFAULTS = {
+    "mobilenetv4": "mobilenetv4_small",
+    "mobilenetv3": "MobileNetV3",
+    "fasternet": "FasterNet",
+    "mobileone": "MobileOneS0",
+    "mobilenetv1": "MobileNetV1",
+    "mobilenetv2": "MobileNetV2",
+}
+
+# Channels of the stride 4, 8, 16, 32 maps, as timm's feature_info reports them (tests check this table).
+TIMM_CHANNELS = {
+    "mobilenetv4_conv_small": (32, 64, 96, 960),
+    "mobilenetv4_conv_medium": (48, 80, 160, 960),
+    "mobilenetv4_conv_large": (48, 96, 192, 960),
+    "mobilenetv4_hybrid_medium": (48, 80, 160, 960),
+    "mobilenetv4_hybrid_large": (48, 96, 192, 960),
+    "mobilenetv3_small_100": (16, 24, 48, 576),
+    "mobilenetv3_large_100": (24, 40, 112, 960),
+    "fasternet_t0": (40, 80, 160, 320),
+    "fasternet_t1": (64, 128, 256, 512),
+    "fasternet_t2": (96, 192, 384, 768),
+    "fasternet_s": (128, 256, 512, 1024),
+    "fasternet_m": (144, 288, 576, 1152),
+    "fasternet_l": (192, 384, 768, 1536),
+    "mobileone_s0": (48, 128, 256, 1024),
+    "mobileone_s1": (96, 192, 512, 1280),
+    "mobileone_s2": (96, 256, 640, 2048),
+    "mobileone_s3": (128, 320, 768, 2048),
+    "mobileone_s4": (192, 448, 896, 2048),
+    "mobilenetv1_100": (128, 256, 512, 1024),
+    "mobilenetv2_100": (24, 32, 96, 320),
+}
+
+# Measured: every model above runs at 32x32 (stride-32 maps of 1x1), in eval mode and in train mode at
+# batch 2. tests/test_backbones.py keeps this true; ultralytics' 256 stride probe is well above it.
+MIN_INPUT_SIZE = 32
