@@ -1,0 +1,43 @@
+"""The whole-backbone names bbpatch ships: timm source, family and output channels, without importing torch.
+
+The table itself lives in ``modules/_catalog.py`` because the module files installed into ultralytics build
+their classes from it; this module loads that file directly, so ``bbpatch yaml`` stays torch-free.
+"""
+
+import difflib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str  # the class name a YAML uses
+    timm_name: str
+    family: str
+    channels: tuple  # stride 4, 8, 16, 32
+
+
+def _load_table():
+    modules_dir = importlib.util.find_spec("bbpatch.modules").submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location("bbpatch._catalog_table", Path(modules_dir) / "_catalog.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    return table
+
+
+_TABLE = _load_table()
+BACKBONES = {name: Backbone(name, timm, family, _TABLE.TIMM_CHANNELS[timm]) for name, timm, family in _TABLE.BACKBONES}
+FAMILY_DEFAULTS = dict(_TABLE.FAMILY_DEFAULTS)
+TIMM_CHANNELS = dict(_TABLE.TIMM_CHANNELS)
+MIN_INPUT_SIZE = _TABLE.MIN_INPUT_SIZE
+
+
+def lookup(name):
+    """The catalog entry for a backbone name; KeyError with close matches when it is unknown."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, BACKBONES, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown backbone {name!r}.{hint} Any other timm model: 'timm:<model name>'.") from None
