@@ -1,0 +1,32 @@
+# Every target installs what it needs: a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+demo: install
+	$(PY) -m bbpatch.demo
+
+bench: install
+	$(PY) -m bbpatch.benchmarks.engine
+	$(PY) -m bbpatch.benchmarks.backbones
+
+lint: install
+	$(PY) -m pip install -q ruff
+	$(PY) -m ruff check patcher modules tests
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache
