@@ -1,0 +1,89 @@
+"""``bbpatch verify`` and ``bbpatch bench``; ``bbpatch.cli`` registers these two commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from bbpatch.tree import TreeError
+
+PATH = click.argument("path", required=False, type=click.Path(file_okay=False))
+YAMLS = click.option(
+    "--yaml", "yamls", multiple=True, metavar="NAME",
+    help="Only these YAMLs: shipped names (with or without .yaml), files, or stock names like yolov8n.yaml. "
+    "Repeat the option or separate names with commas. Default: every YAML bbpatch shipped.",
+)  # fmt: skip
+
+
+def split_names(values) -> list[str]:
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def usage_error(message: str, as_json: bool = False):
+    from bbpatch.verify import EXIT_USAGE
+
+    if as_json:
+        click.echo(json.dumps({"exit_code": EXIT_USAGE, "error": message}, indent=2))
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+class Progress:
+    """A progress bar on stderr, advanced once per finished check and labelled with it."""
+
+    def __init__(self):
+        self.bar = None
+
+    def start(self, total):
+        self.bar = click.progressbar(length=total, label="verify", file=sys.stderr, show_pos=True, width=30)
+        self.bar.__enter__()
+
+    def advance(self, result):
+        if self.bar is not None:
+            self.bar.label = f"{result.subject[:28]:<28} {result.check:<14}"
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.command("verify")
+@PATH
+@YAMLS
+@click.option("--fast", is_flag=True, help="Static checks and builds only (for pre-commit).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write the results as JUnit XML to this file.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 32), help="Worker processes for the runtime checks (default: CPUs, at most 4).")
+@click.option("--keep", type=click.Path(file_okay=False), help="Run in this folder and keep it (worker logs, checkpoints, ONNX files).")
+def verify_command(path, yamls, fast, as_json, junit, jobs, keep):
+    """Check that a patched tree still works: edits, files, and every YAML built, run, trained, saved, loaded, fused, exported.
+
+    Exit 0: all passed; 1: a check failed (each failure names the YAML, the check and the error);
+    2: the tree is not patched, or a usage error.
+    """
+    from bbpatch.verify import NotPatched, UnknownYaml, report, verify
+
+    progress = Progress()
+    try:
+        outcome = verify(
+            path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep,
+            on_start=progress.start, on_result=progress.advance,
+        )  # fmt: skip
+    except (NotPatched, UnknownYaml, TreeError) as error:
+        usage_error(str(error), as_json)
+    finally:
+        progress.close()
+    if junit:
+        Path(junit).write_text(report.to_junit(outcome), encoding="utf-8")
+    if as_json:
+        click.echo(report.to_json(outcome))
+    else:
+        click.echo(report.table(outcome.results))
+        if outcome.exit_code:
+            click.echo("\n" + report.failures(outcome))
+        click.echo("\n" + report.summary(outcome))
+    sys.exit(outcome.exit_code)

@@ -1,0 +1,103 @@
+"""``bbpatch verify``: prove a patched ultralytics tree still works, statically and by running models.
+
+``verify(path)`` runs the static checks in this process (no torch), then the runtime checks in worker
+processes that import the target tree (see ``runner`` and ``checks``), and returns every ``Result``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import plan as planning
+from .dataset import offline_environment, write_dataset
+from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Result, exit_code
+from .runner import Runner, count_checks
+from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
+
+__all__ = ["verify", "Outcome", "NotPatched", "UnknownYaml", "Result", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+
+class UnknownYaml(Exception):
+    """A ``--yaml`` name that is neither a shipped YAML, a file, nor a stock ``*.yaml`` name (exit 2)."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    tree: str
+    ultralytics: str
+    results: list
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.results)
+
+    def to_dict(self) -> dict:
+        return {
+            "tree": self.tree,
+            "ultralytics": self.ultralytics,
+            "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 1),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def resolve_yamls(patched: PatchedTree, names) -> list[str]:
+    shipped = patched.yamls()
+    if not names:
+        return [str(p) for p in shipped]
+    by_name = {p.name: p for p in shipped} | {p.stem: p for p in shipped}
+    resolved = []
+    for name in names:
+        if name in by_name:
+            resolved.append(str(by_name[name]))
+        elif Path(name).is_file():
+            resolved.append(str(Path(name).resolve()))
+        elif name.endswith((".yaml", ".yml")) and "/" not in name:
+            resolved.append(name)  # a stock name such as yolov8n.yaml: ultralytics resolves it
+        else:
+            raise UnknownYaml(f"{name}: not a YAML bbpatch shipped ({', '.join(sorted(p.name for p in shipped)) or 'none'}) nor a file")
+    return resolved
+
+
+def default_jobs() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def verify(path=None, yamls=None, fast=False, jobs=None, on_start=None, on_result=None, workdir=None, stock=planning.STOCK_YAML) -> Outcome:
+    """Run verify; ``on_start(total_checks)`` and ``on_result(result)`` follow progress.
+
+    Raises NotPatched, UnknownYaml or bbpatch's TreeError before running anything.
+    """
+    started = time.monotonic()
+    patched = load(path)
+    roles = bbpatch_roles(patched.tree.package)
+    models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
+    tasks = planning.plan(models, fast=fast, stock=stock)
+    results = static_results(patched)
+    if on_start:
+        on_start(len(results) + count_checks(tasks))
+    for result in results:
+        (on_result or (lambda r: None))(result)
+    scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bbpatch-verify-"))
+    try:
+        results += run_tasks(patched, tasks, scratch, jobs or default_jobs(), on_result)
+    finally:
+        if workdir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return Outcome(str(patched.tree.package), patched.tree.version, results, time.monotonic() - started)
+
+
+def run_tasks(patched: PatchedTree, tasks, scratch: Path, jobs: int, on_result) -> list[Result]:
+    (scratch / "tasks").mkdir(parents=True, exist_ok=True)
+    data = write_dataset(scratch / "data")
+    env = {**os.environ, **offline_environment(scratch / "config")}
+    trees = {pool: patched.root for pool in (planning.MAIN, planning.LOAD, planning.SAFE_LOAD)}
+    if any(t.pool == planning.UNPATCHED for t in tasks):
+        trees[planning.UNPATCHED] = unpatched_copy(patched, scratch / "unpatched")
+    return Runner(tasks, trees, env, scratch, data, jobs, on_result).run()

@@ -1,0 +1,484 @@
+"""The runtime checks, one small function each, registered in ``CHECKS`` in the order they run.
+
+Importing this module is cheap (no torch): the orchestrator reads the registry to plan the work, and
+only the worker process (``bbpatch.verify.runtime``) calls the functions, with the target tree first on
+``sys.path``. A check returns a one-line detail on success, raises ``Skipped`` when it does not apply,
+and raises anything else to fail.
+
+Scopes: ``model`` runs for every YAML, ``sample`` for one YAML per backbone family and one per head,
+``family`` for one YAML per backbone family, ``once`` for one backbone YAML, ``stock`` for the stock YAML parity pair, ``load`` in the fresh checkpoint-loading
+processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Callable
+
+FUSE_TOLERANCE = 1e-3  # relative to the largest output magnitude
+ONNX_TOLERANCE = 1e-3
+PARITY_TOLERANCE = 1e-6
+GFLOPS_TOLERANCE = 0.01
+FULL_IMGSZ = 640  # the size ultralytics reports GFLOPs at
+ONNX_MISSING = "onnx/onnxruntime not installed: pip install 'bbpatch[onnx]'"
+
+
+class Skipped(Exception):
+    """The check does not apply to this tree or model; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    scope: str
+    fn: Callable
+    needs: tuple = ()  # checks whose state this one uses; when one of them failed this one is skipped
+    fast: bool = False  # part of ``verify --fast``
+
+
+CHECKS: list[Check] = []
+
+
+def check(name, scope, needs=(), fast=False):
+    def register(fn):
+        CHECKS.append(Check(name, scope, fn, tuple(needs), fast))
+        return fn
+
+    return register
+
+
+def checks_for(scopes, fast=False):
+    """Names of the registered checks of the given scopes, in run order."""
+    return [c.name for c in CHECKS if c.scope in scopes and (c.fast or not fast)]
+
+
+@dataclasses.dataclass
+class Context:
+    """What a check sees: its task, a scratch folder, the synthetic dataset, and state left by earlier checks."""
+
+    subject: str  # the YAML name users see
+    yaml: str  # path of the YAML, or a stock name ultralytics resolves
+    inputs: dict  # from the orchestrator: kind ('yolo'/'rtdetr'), checkpoint, reference file ...
+    workdir: Path
+    data: Path  # data.yaml of the synthetic dataset
+    imgsz: int
+    state: dict = dataclasses.field(default_factory=dict)
+    outputs: dict = dataclasses.field(default_factory=dict)  # handed back to the orchestrator with the result
+
+    @property
+    def stem(self):
+        return Path(self.yaml).stem
+
+
+# ---------------------------------------------------------------- helpers
+
+
+MODEL_CLASSES = {"detect": "DetectionModel", "segment": "SegmentationModel", "pose": "PoseModel", "obb": "OBBModel"}
+
+
+def model_class(inputs):
+    """The ultralytics model class for a task's ``kind`` ('yolo'/'rtdetr') and ``task`` ('detect', 'segment' ...)."""
+    from ultralytics.nn import tasks
+
+    if inputs.get("kind") == "rtdetr":
+        return tasks.RTDETRDetectionModel
+    return getattr(tasks, MODEL_CLASSES[inputs.get("task", "detect")])
+
+
+def wrapper_class(kind):
+    import ultralytics
+
+    return ultralytics.RTDETR if kind == "rtdetr" else ultralytics.YOLO
+
+
+def tensors_in(out):
+    """Every tensor in a nested model output (tuples, lists, dicts)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in tensors_in(o)]
+    return []
+
+
+def predictions(out):
+    """The decoded prediction tensor of an eval-mode forward: ``(y, raw)`` gives ``y``."""
+    while isinstance(out, (list, tuple)):
+        out = out[0]
+    return out
+
+
+def relative_error(a, b):
+    return float((a - b).abs().max() / (a.abs().max() + 1e-9))
+
+
+def unordered_relative_error(a, b):
+    """Relative error between two (batch, queries, values) outputs whose query order may differ.
+
+    RT-DETR selects its queries with top-k; tied scores can come out in a different order from ONNX
+    Runtime than from PyTorch, so each query is compared with its nearest counterpart.
+    """
+    import torch
+
+    a, b = a.double(), b.double()
+    nearest = torch.cdist(a, b, p=float("inf")).amin(-1).amax()
+    return float(nearest / (a.abs().max() + 1e-9))
+
+
+def output_error(ctx, expected, got):
+    """Relative error of two eval outputs; RT-DETR's queries are compared order-free."""
+    compare = unordered_relative_error if ctx.inputs.get("kind") == "rtdetr" else relative_error
+    return compare(expected, got)
+
+
+def sample_input(imgsz, batch=1, seed=0):
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, imgsz, imgsz, generator=generator)
+
+
+def assert_finite(tensors, what):
+    import torch
+
+    assert tensors, f"{what} returned no tensors"
+    bad = [tuple(t.shape) for t in tensors if not torch.isfinite(t).all()]
+    assert not bad, f"{what} returned non-finite values in tensors of shape {bad}"
+
+
+def backbone_layer(model):
+    """Layer 0 when it is a whole backbone (the patched parse_model marks it), else None."""
+    first = model.model[0]
+    return first if getattr(first, "backbone", False) else None
+
+
+def bbpatch_modules(model):
+    return [m for m in model.modules() if getattr(type(m), "bbpatch_role", None)]
+
+
+def probe_size(model):
+    """The forward-check size: 128 px unless a backbone needs more."""
+    sizes = [getattr(m, "min_input_size", 0) for m in model.modules()]
+    return max([128, *sizes])
+
+
+def eval_predictions(model, x):
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return predictions(model(x))
+
+
+# ---------------------------------------------------------------- per model
+
+
+@check("build", "model", fast=True)
+def build(ctx):
+    model = model_class(ctx.inputs)(ctx.yaml, verbose=False)
+    ctx.state["model"] = model
+    ctx.imgsz = probe_size(model)
+    ctx.outputs["imgsz"] = ctx.imgsz
+    params = sum(p.numel() for p in model.parameters())
+    assert params > 0, "model has no parameters"
+    ctx.outputs["params"] = params
+    return f"{len(model.model)} layers, {params:,} parameters"
+
+
+@check("forward_eval", "model", needs=("build",))
+def forward_eval(ctx):
+    import torch
+
+    model = ctx.state["model"].eval()
+    with torch.no_grad():
+        out = model(sample_input(ctx.imgsz, batch=2))
+    tensors = tensors_in(out)
+    assert_finite(tensors, "eval forward")
+    return f"output {tuple(predictions(out).shape)}"
+
+
+@check("forward_train", "model", needs=("build",))
+def forward_train(ctx):
+    """Train-mode forward and backward; the backbone must receive gradients."""
+    model = ctx.state["model"].train()
+    tensors = tensors_in(model(sample_input(ctx.imgsz, batch=2)))
+    assert_finite(tensors, "train forward")
+    sum(t.float().mean() for t in tensors).backward()
+    first = model.model[0]
+    grads = [p.grad for p in first.parameters() if p.requires_grad]
+    assert grads, f"layer 0 ({type(first).__name__}) has no trainable parameters"
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient reaches layer 0 ({type(first).__name__})"
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return f"{len(tensors)} output tensors, gradients reach layer 0"
+
+
+def capture_input(module, model, x):
+    """The positional input ``module`` receives during one eval forward of ``model``."""
+    import torch
+
+    seen = {}
+    handle = module.register_forward_hook(lambda m, args, out: seen.update(args=args, out=out))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        handle.remove()
+    return seen
+
+
+def head_strides(head, model, levels):
+    """The strides the head was built for: its own (Detect), else doubling up to the model stride (RT-DETR)."""
+    own = [int(v) for v in getattr(head, "stride", [])]
+    if own and any(own):
+        return own
+    top = int(model.stride.max())
+    return [top >> (levels - 1 - i) for i in range(levels)]
+
+
+@check("strides", "model", needs=("build",))
+def strides(ctx):
+    """Feature maps have the spatial size their strides promise; backbone channels match its declaration."""
+    model = ctx.state["model"]
+    s = ctx.imgsz
+    notes = []
+    backbone = backbone_layer(model)
+    if backbone is not None:
+        maps = [t for t in capture_input(backbone, model, sample_input(s))["out"] if t is not None]
+        sizes = [s // m.shape[-1] for m in maps]
+        assert sizes[-3:] == [8, 16, 32], f"backbone map strides {sizes}, expected ... 8, 16, 32"
+        declared = list(getattr(backbone, "channels", None) or getattr(backbone, "width_list", []))
+        actual = [m.shape[1] for m in maps]
+        assert not declared or declared == actual, f"backbone declares channels {declared} but returns {actual}"
+        notes.append(f"backbone strides {sizes} channels {actual}")
+    head = model.model[-1]
+    feats = capture_input(head, model, sample_input(s))["args"][0]
+    measured = [s // f.shape[-1] for f in feats]
+    expected = head_strides(head, model, len(measured))
+    assert measured == expected, f"head expects strides {expected} but its inputs are at strides {measured}"
+    notes.append(f"head strides {measured}")
+    return "; ".join(notes)
+
+
+def full_size_gflops(model, imgsz):
+    """GFLOPs from one thop profile of a real full-size image (no stride extrapolation)."""
+    import copy
+
+    import thop
+    import torch
+
+    im = torch.zeros(1, 3, imgsz, imgsz)
+    macs = thop.profile(copy.deepcopy(model).eval(), inputs=[im], verbose=False)[0]
+    return macs * 2 / 1e9
+
+
+@check("gflops", "model", needs=("build",))
+def gflops(ctx):
+    from ultralytics.utils.torch_utils import get_flops
+
+    reported = get_flops(ctx.state["model"].eval(), FULL_IMGSZ)
+    assert reported > 0, f"ultralytics reports 0 GFLOPs at {FULL_IMGSZ}"
+    ctx.outputs["gflops"] = reported
+    return f"{reported:.2f} GFLOPs at {FULL_IMGSZ}"
+
+
+@check("gflops_full", "sample", needs=("gflops",))
+def gflops_full(ctx):
+    """ultralytics' GFLOPs (extrapolated from a small probe) equal a profile of a real full-size image."""
+    reported = ctx.outputs["gflops"]
+    full = full_size_gflops(ctx.state["model"], FULL_IMGSZ)
+    error = abs(reported - full) / full
+    assert error <= GFLOPS_TOLERANCE, f"reported {reported:.2f} GFLOPs, full-size profile {full:.2f} ({error:.1%} off)"
+    return f"reported {reported:.2f} GFLOPs = full-size profile {full:.2f} ({error:.2%} off)"
+
+
+def onnx_runtime_available():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(model, imgsz, workdir, stem, task="detect"):
+    """Export through ultralytics' own exporter, as ``yolo export format=onnx`` does."""
+    from ultralytics.engine.exporter import Exporter
+
+    model.pt_path = str(workdir / f"{stem}.pt")  # the exporter writes next to it, never into the tree
+    model.task = getattr(model, "task", None) or task  # set by the YOLO/RTDETR wrapper in normal use
+    args = dict(format="onnx", imgsz=imgsz, simplify=False, device="cpu", batch=1, verbose=False)
+    return Exporter(overrides=args)(model=model)
+
+
+@check("onnx", "sample", needs=("build",))
+def onnx_export(ctx):
+    if not onnx_runtime_available():
+        raise Skipped(ONNX_MISSING)
+    import onnxruntime
+
+    model = ctx.state["model"]
+    x = sample_input(ctx.imgsz)
+    expected = eval_predictions(model, x)
+    path = export_onnx(model, ctx.imgsz, ctx.workdir, ctx.stem, ctx.inputs.get("task", "detect"))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    import torch
+
+    got = torch.from_numpy(got)
+    assert got.shape == expected.shape, f"onnxruntime output {tuple(got.shape)}, PyTorch {tuple(expected.shape)}"
+    error = output_error(ctx, expected, got)
+    assert error <= ONNX_TOLERANCE, f"onnxruntime differs from PyTorch by {error:.2e} (tolerance {ONNX_TOLERANCE})"
+    return f"onnxruntime matches PyTorch (relative error {error:.1e})"
+
+
+def reparameterizable_blocks(model):
+    """Blocks inside bbpatch modules that fold their branches in ``reparameterize()``, with their parameter counts.
+
+    The bbpatch modules themselves are left out: their ``reparameterize()`` only delegates to these.
+    """
+    blocks = {}
+    owners = bbpatch_modules(model)
+    for owner in owners:
+        for m in owner.modules():
+            if hasattr(m, "reparameterize") and m not in owners:
+                blocks[m] = sum(p.numel() for p in m.parameters())
+    return blocks
+
+
+@check("fuse", "model", needs=("build",))
+def fuse(ctx):
+    model = ctx.state["model"]
+    x = sample_input(ctx.imgsz)
+    before = eval_predictions(model, x)
+    blocks = reparameterizable_blocks(model)
+    model.fuse(verbose=False)
+    after = eval_predictions(model, x)
+    error = output_error(ctx, before, after)
+    assert error <= FUSE_TOLERANCE, f"fused outputs differ by {error:.2e} (tolerance {FUSE_TOLERANCE})"
+    unfolded = [type(m).__name__ for m, n in blocks.items() if sum(p.numel() for p in m.parameters()) >= n]
+    assert not unfolded, f"fuse() left {len(unfolded)} reparameterizable blocks unfolded ({unfolded[0]} ...)"
+    folded = f", {len(blocks)} blocks reparameterized" if blocks else ""
+    return f"outputs equal (relative error {error:.1e}){folded}"
+
+
+# ---------------------------------------------------------------- per family
+
+
+def changed_parameters(before, model):
+    names = [n for n, p in model.named_parameters() if n in before and not before[n].equal(p.detach())]
+    return len(names) / max(len(before), 1)
+
+
+@check("train", "family", needs=("build",))
+def train(ctx):
+    """One epoch on the synthetic dataset: the loss is finite and the optimizer moved the weights."""
+    if ctx.inputs.get("task", "detect") != "detect":
+        raise Skipped(f"the synthetic dataset is for detection, this is a {ctx.inputs['task']} model")
+    wrapper = wrapper_class(ctx.inputs.get("kind"))(ctx.yaml)
+    start = {}
+    wrapper.add_callback(
+        "on_train_start", lambda t: start.update({n: p.detach().clone() for n, p in t.model.named_parameters()})
+    )
+    wrapper.train(
+        data=str(ctx.data), epochs=1, imgsz=ctx.imgsz, batch=4, workers=0, device="cpu", plots=False, val=False,
+        amp=False, pretrained=False, project=str(ctx.workdir / "runs"), name=ctx.stem, exist_ok=True,
+        verbose=False, seed=0,
+    )  # fmt: skip
+    trainer = wrapper.trainer
+    losses = {k: float(v) for k, v in trainer.label_loss_items(trainer.tloss).items()}
+    ctx.outputs.update(losses=losses, checkpoint=str(trainer.last))
+    assert losses and all(math.isfinite(v) for v in losses.values()), f"loss not finite: {losses}"
+    moved = changed_parameters(start, trainer.model)
+    assert moved > 0, "training did not change any weight"
+    assert Path(trainer.last).is_file(), f"no checkpoint written at {trainer.last}"
+    shown = ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in losses.items())
+    return f"1 epoch: {shown}; {moved:.0%} of tensors updated"
+
+
+# ---------------------------------------------------------------- fresh-process checkpoint loading
+
+
+def load_and_predict(ctx):
+    checkpoint = ctx.inputs.get("checkpoint")
+    if not checkpoint:
+        raise Skipped("no checkpoint: the train check did not produce one")
+    wrapper = wrapper_class(ctx.inputs.get("kind"))(checkpoint)
+    image = next((ctx.data.parent / "images" / "val").glob("*.jpg"))
+    results = wrapper.predict(str(image), imgsz=ctx.imgsz, device="cpu", verbose=False, save=False)
+    assert len(results) == 1, f"predict returned {len(results)} results for one image"
+    boxes = results[0].boxes
+    assert_finite([boxes.data], "predict")
+    return f"loaded {type(wrapper.model).__name__}, predicted {len(boxes)} boxes"
+
+
+@check("reload", "load")
+def reload(ctx):
+    return load_and_predict(ctx)
+
+
+@check("safe_load", "safe_load")
+def safe_load(ctx):
+    """The same with ULTRALYTICS_SAFE_LOAD=1 (the orchestrator sets it for this process)."""
+    from ultralytics.nn import tasks
+
+    safe = getattr(tasks, "_SafeLoad", None)
+    if safe is None:
+        raise Skipped("this ultralytics release has no restricted loading")
+    if not safe.SUPPORTED:
+        raise Skipped("restricted loading needs torch >= 2.6")
+    return load_and_predict(ctx)
+
+
+# ---------------------------------------------------------------- stock parity
+
+
+@check("unpatched_reference", "reference")
+def unpatched_reference(ctx):
+    """Run in the unpatched copy: parameters, weights and outputs of the stock YAML."""
+    import torch
+
+    model = model_class(ctx.inputs)(ctx.yaml, verbose=False).eval()
+    x = sample_input(ctx.imgsz)
+    reference = {"state_dict": model.state_dict(), "input": x, "output": eval_predictions(model, x)}
+    path = ctx.workdir / f"reference-{ctx.stem}.pt"
+    torch.save(reference, path)
+    ctx.outputs["reference"] = str(path)
+    return f"{sum(p.numel() for p in model.parameters()):,} parameters in the unpatched tree"
+
+
+@check("parity", "stock")
+def parity(ctx):
+    """The stock YAML builds the same layers, parameters and outputs in the patched tree."""
+    import torch
+
+    if not ctx.inputs.get("reference"):
+        raise AssertionError("no unpatched reference: the unpatched_reference check failed")
+    reference = torch.load(ctx.inputs["reference"], weights_only=True)
+    model = model_class(ctx.inputs)(ctx.yaml, verbose=False).eval()
+    state = model.state_dict()
+    want = {k: tuple(v.shape) for k, v in reference["state_dict"].items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    assert have == want, f"state_dict differs from the unpatched tree: {sorted(set(have.items()) ^ set(want.items()))[:3]}"
+    model.load_state_dict(reference["state_dict"])
+    error = relative_error(reference["output"], eval_predictions(model, reference["input"]))
+    assert error <= PARITY_TOLERANCE, f"outputs differ from the unpatched tree by {error:.2e}"
+    return f"{sum(p.numel() for p in model.parameters()):,} parameters and outputs equal to the unpatched tree"
+
+
+# ---------------------------------------------------------------- distributed
+
+
+@check("ddp", "once", needs=("build",))
+def ddp(ctx):
+    """Two gloo ranks train a fresh copy under DistributedDataParallel, as multi-GPU training does."""
+    from . import distributed
+
+    model = model_class(ctx.inputs)(ctx.yaml, verbose=False)
+    model.nc, model.names = model.yaml["nc"], {i: str(i) for i in range(model.yaml["nc"])}  # as the trainer sets them
+    return distributed.smoke_test(model, ctx.imgsz, ctx.workdir)

@@ -1,0 +1,148 @@
+"""Which checks run on which YAML, in which worker pool: the task list the orchestrator executes.
+
+- every YAML: the ``model`` checks (``--fast``: only the fast ones);
+- one YAML per backbone family, and one per head: the ``sample`` checks (full-size GFLOPs profile,
+  ONNX export), too slow to repeat for 50 YAMLs that share backbones and heads;
+- one YAML per backbone family: the ``family`` checks (training), then its checkpoint is loaded in
+  two fresh processes, plainly and with ``ULTRALYTICS_SAFE_LOAD=1``;
+- one backbone YAML: the distributed smoke test;
+- the stock YAML: built in an unpatched copy and in the patched tree, compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from bbpatch import catalog
+
+from .checks import checks_for
+
+STOCK_YAML = "yolov8n.yaml"
+MAIN, LOAD, SAFE_LOAD, UNPATCHED = "main", "load", "safe_load", "unpatched"
+
+
+@dataclasses.dataclass
+class Task:
+    id: str
+    subject: str
+    yaml: str
+    checks: list
+    pool: str = MAIN
+    inputs: dict = dataclasses.field(default_factory=dict)
+    after: str | None = None  # a task whose outputs this one needs
+    takes: tuple = ()  # the output keys of ``after`` copied into ``inputs``
+
+    def message(self) -> dict:
+        return {"id": self.id, "subject": self.subject, "yaml": self.yaml, "checks": self.checks, "inputs": self.inputs}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelYaml:
+    path: str  # a file, or a name ultralytics resolves (stock YAMLs)
+    kind: str  # "yolo" or "rtdetr"
+    task: str  # "detect", "segment", "pose", "obb"
+    family: str  # the backbone family: one training run each
+    head: str = ""  # the head's layer types: one full GFLOPs profile and ONNX export per family and per head
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def inputs(self) -> dict:
+        return {"kind": self.kind, "task": self.task}
+
+
+HEAD_TASKS = (("segment", "segment"), ("pose", "pose"), ("obb", "obb"), ("detect", "detect"), ("rtdetr", "detect"))
+
+
+def head_task(head_module: str) -> str:
+    """The task of a model from its output module, as ultralytics' guess_model_task reads it."""
+    name = head_module.lower()
+    return next((task for mark, task in HEAD_TASKS if mark in name), "detect")
+
+
+def describe(path: str, roles: dict | None = None) -> ModelYaml:
+    """Kind, task and backbone family of a YAML, read statically (no ultralytics import).
+
+    ``roles`` maps the bbpatch class names found in the tree to 'backbone' or 'block'. A stock name
+    (``yolov8n.yaml``, no file) is described from the name alone.
+    """
+    file = Path(path)
+    if not file.is_file():
+        stem = file.stem
+        task = "segment" if "-seg" in stem else "pose" if "-pose" in stem else "obb" if "-obb" in stem else "detect"
+        return ModelYaml(path, "rtdetr" if "rtdetr" in stem else "yolo", task, "stock")
+    config = yaml.safe_load(file.read_text("utf-8"))
+    output = str(config["head"][-1][2])
+    layers = " ".join(str(layer[2]) for layer in config["head"])
+    kind = "rtdetr" if output == "RTDETRDecoder" else "yolo"
+    return ModelYaml(path, kind, head_task(output), family(config, roles or {}), layers)
+
+
+def family(config: dict, roles: dict) -> str:
+    """The catalog family of a whole backbone (``mobilenetv4``), its class name, or the bbpatch blocks it is made of."""
+    first = config["backbone"][0]
+    name, args = str(first[2]), first[3] if len(first) > 3 else []
+    if name in catalog.BACKBONES:
+        return catalog.BACKBONES[name].family
+    if name == "TimmBackbone" and args:
+        return f"timm:{args[0]}"
+    if roles.get(name) == "backbone":
+        return name
+    blocks = sorted({str(layer[2]) for layer in config["backbone"] if roles.get(str(layer[2])) == "block"})
+    return "+".join(blocks) or "stock"
+
+
+def representatives(models: list[ModelYaml]) -> list[ModelYaml]:
+    """One YAML per family to train: the first YOLO detection model, else the first detection model, else the first."""
+    preference = sorted(models, key=lambda m: (m.task != "detect", m.kind != "yolo"))
+    chosen = {}
+    for m in preference:
+        chosen.setdefault(m.family, m)
+    return [m for m in models if m in chosen.values()]
+
+
+def samples(models: list[ModelYaml], chosen: list[ModelYaml]) -> list[ModelYaml]:
+    """The family representatives, plus the first YAML of every head they do not cover."""
+    picked = list(chosen)
+    for m in models:
+        if m.head not in {p.head for p in picked}:
+            picked.append(m)
+    return picked
+
+
+def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_YAML) -> list[Task]:
+    tasks = []
+    chosen = [] if fast else representatives(models)
+    sampled = [] if fast else samples(models, chosen)
+    ddp_model = next((m for m in chosen if m.task == "detect" and m.family != "stock"), None)
+    for i, m in enumerate(models):
+        checks = checks_for({"model"}, fast=fast)
+        if m in sampled:
+            checks += checks_for({"sample"})
+        if m in chosen:
+            checks += checks_for({"family"})
+        if m is ddp_model:
+            checks += checks_for({"once"})
+        tasks.append(Task(f"m{i}", m.name, m.path, checks, inputs=dict(m.inputs)))
+    for i, m in enumerate(chosen):
+        train_id = next(t.id for t in tasks if t.yaml == m.path)
+        for pool in (LOAD, SAFE_LOAD):
+            tasks.append(Task(f"{pool}{i}", m.name, m.path, checks_for({pool}), pool, dict(m.inputs), train_id, ("checkpoint", "imgsz")))
+    if stock and not fast:
+        inputs = describe(stock).inputs
+        tasks.append(Task("ref", stock, stock, checks_for({"reference"}), UNPATCHED, dict(inputs)))
+        tasks.append(Task("parity", stock, stock, checks_for({"stock"}), MAIN, dict(inputs), "ref", ("reference",)))
+    return order_by_cost(tasks)
+
+
+COST = {"train": 12, "ddp": 4, "onnx": 3, "gflops_full": 2}  # rough seconds on a small model; other checks about 1
+
+
+def order_by_cost(tasks: list[Task]) -> list[Task]:
+    """Longest first, so that the workers finish together."""
+    return sorted(tasks, key=lambda t: -sum(COST.get(c, 1) for c in t.checks))

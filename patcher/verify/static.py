@@ -1,0 +1,163 @@
+"""The static half of verify: edits, installed files and release, read from disk without importing torch."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+import shutil
+from pathlib import Path
+
+from bbpatch import api
+from bbpatch.edits import EDITS
+from bbpatch.manifest import CHANGED, CREATED, Manifest, sha256
+from bbpatch.tree import ADDMODULES, MANIFEST, Tree, find_tree
+
+from .results import FAIL, PASS, Result
+
+OLDEST_RELEASE, NEWEST_RELEASE = "8.0.0", "8.4.190"  # the releases bbpatch is tested on (docs/ultralytics-edits)
+GOOD_EDIT_STATES = ("applied", "n/a")
+SUBJECT = "tree"
+
+
+class NotPatched(Exception):
+    """verify has nothing to check: the tree is not patched by bbpatch (exit 2)."""
+
+
+@dataclasses.dataclass
+class PatchedTree:
+    tree: Tree
+    manifest: Manifest
+    status: api.Report
+
+    @property
+    def root(self) -> Path:
+        """The folder to put first on sys.path: it holds the ``ultralytics`` package."""
+        return self.tree.package.parent
+
+    def yamls(self) -> list[Path]:
+        """The model YAMLs bbpatch installed, as recorded in the manifest."""
+        keys = [k for k, r in self.manifest.files.items() if r.action == CREATED and k.endswith(".yaml")]
+        return [self.tree.package / k for k in sorted(keys)]
+
+
+def load(path) -> PatchedTree:
+    """Find the tree and its manifest; raise NotPatched (or bbpatch's TreeError) when there is nothing to verify."""
+    tree = find_tree(path)
+    report = api.status(tree.package)
+    manifest = api.read_manifest(tree)
+    if manifest is None:
+        hint = " (it looks patched by hand)" if report.state == "hand-patched" else ""
+        raise NotPatched(f"{tree}: not patched by bbpatch{hint}; run 'bbpatch apply' first")
+    return PatchedTree(tree, manifest, report)
+
+
+def bbpatch_roles(package: Path) -> dict:
+    """``{class name: role}`` for classes with a literal ``bbpatch_role`` in the tree's Addmodules files.
+
+    Read with ``ast``, without importing them; classes generated at import time (the catalog's
+    backbones) are known from ``bbpatch.catalog`` instead.
+    """
+    roles = {}
+    for file in sorted((package / ADDMODULES).glob("*.py")):
+        try:
+            module = ast.parse(file.read_text("utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue  # the runtime import reports it
+        for node in ast.walk(module):
+            if isinstance(node, ast.ClassDef):
+                role = declared_role(node)
+                if role:
+                    roles[node.name] = role
+    return roles
+
+
+def declared_role(node: ast.ClassDef):
+    for statement in node.body:
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant):
+            if any(isinstance(t, ast.Name) and t.id == "bbpatch_role" for t in statement.targets):
+                return statement.value.value
+    return None
+
+
+def version_tuple(version: str) -> tuple:
+    return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
+
+
+def release_result(patched: PatchedTree) -> Result:
+    version, recorded = patched.tree.version, patched.manifest.ultralytics
+    if version != recorded:
+        return Result(SUBJECT, "release", FAIL, f"tree is ultralytics {version} but was patched on {recorded}: run 'bbpatch apply'")
+    if not version_tuple(OLDEST_RELEASE) <= version_tuple(version) <= version_tuple(NEWEST_RELEASE):
+        return Result(SUBJECT, "release", FAIL, f"ultralytics {version} is outside the supported {OLDEST_RELEASE} .. {NEWEST_RELEASE}")
+    return Result(SUBJECT, "release", PASS, f"ultralytics {version} (supported {OLDEST_RELEASE} .. {NEWEST_RELEASE})")
+
+
+def edit_results(patched: PatchedTree) -> list[Result]:
+    """One failure per edit that is not in place; one pass for all of them otherwise."""
+    edits = {e.name: e for e in EDITS}
+    states = patched.status.edits
+    failures = [
+        Result(Path(edits[name].file).name if name in edits else SUBJECT, f"edit {name}", FAIL, edit_problem(name, state, edits))
+        for name, state in states.items()
+        if state not in GOOD_EDIT_STATES
+    ]
+    missing = [name for name in edits if name not in states]
+    failures += [Result(SUBJECT, f"edit {name}", FAIL, "not recorded in the manifest: run 'bbpatch apply'") for name in missing]
+    if failures:
+        return failures
+    applied = sum(state == "applied" for state in states.values())
+    return [Result(SUBJECT, "edits", PASS, f"{applied} edits applied, {len(states) - applied} not needed on this release")]
+
+
+def edit_problem(name, state, edits):
+    summary = f" ({edits[name].summary})" if name in edits else ""
+    where = f" in {edits[name].file}" if name in edits else ""
+    return f"edit '{name}' is {state}{where}{summary}"
+
+
+def file_results(patched: PatchedTree) -> list[Result]:
+    """Every file bbpatch created must still hold the bytes it wrote; files it changed must exist."""
+    failures = []
+    for key, record in sorted(patched.manifest.files.items()):
+        data = read_bytes(patched.tree.package / key)
+        if data is None:
+            failures.append(Result(key, "file", FAIL, f"{key}: missing (bbpatch {record.action} it)"))
+        elif record.action == CREATED and sha256(data) != record.patched_sha256:
+            failures.append(Result(key, "file", FAIL, f"{key}: changed since apply (run 'bbpatch apply' to restore it)"))
+    if failures:
+        return failures
+    created = sum(r.action == CREATED for r in patched.manifest.files.values())
+    changed = sum(r.action == CHANGED for r in patched.manifest.files.values())
+    return [Result(SUBJECT, "files", PASS, f"{created} module files and YAMLs intact, {changed} patched files present")]
+
+
+def read_bytes(path: Path):
+    return path.read_bytes() if path.is_file() else None
+
+
+def static_results(patched: PatchedTree) -> list[Result]:
+    return [release_result(patched), *edit_results(patched), *file_results(patched)]
+
+
+def unpatched_copy(patched: PatchedTree, dest: Path) -> Path:
+    """Rebuild the tree as it was before apply, from the manifest's original bytes; return the new root."""
+    package = dest / "ultralytics"
+    created = {k for k, r in patched.manifest.files.items() if r.action == CREATED} | {MANIFEST}
+    shutil.copytree(
+        patched.tree.package,
+        package,
+        ignore=lambda folder, names: ignored(patched.tree.package, Path(folder), names, created),
+    )
+    for key, record in patched.manifest.files.items():
+        if record.action == CHANGED:
+            (package / key).write_bytes(record.original)
+    addmodules = package / ADDMODULES
+    if addmodules.is_dir() and not any(addmodules.iterdir()):
+        addmodules.rmdir()
+    return dest
+
+
+def ignored(package: Path, folder: Path, names, created) -> set:
+    relative = folder.relative_to(package)
+    return {n for n in names if n == "__pycache__" or (relative / n).as_posix() in created}
