@@ -31,6 +31,7 @@ STRIDE_ARG = {
 }  # fmt: skip
 FIXED_STRIDE = {"Focus": 2, "ADown": 2, "AConv": 2, "HGStem": 4}
 CONTEXT_MODULES = {"SPPF", "SPP", "SPPELAN", "C2PSA", "PSA", "AIFI"}  # closing layers that work on P5 and stay
+SAME_CHANNEL_MODULES = {"C2PSA", "PSA"}  # assert c1 == c2: right after a new backbone they need a 1x1 adapter
 BARE_STRINGS = {"None", "nc", "kpt_shape"}  # names parse_model resolves; other strings are quoted
 
 HEADS = ("yolov8", "yolov8-seg", "yolov8-pose", "yolo11", "yolo11-seg", "yolo11-pose", "yolov5", "rtdetr")
@@ -90,6 +91,8 @@ def swap_backbone(model, new_backbone):
     keep = len(old)
     while keep > 0 and old[keep - 1][2] in CONTEXT_MODULES:
         keep -= 1
+    if keep < len(old) and old[keep][2] in SAME_CHANNEL_MODULES:  # yolo11-cls: C2PSA straight after the backbone
+        new_backbone = [*new_backbone, [-1, 1, "Conv", [old[keep][3][0], 1, 1]]]
     old_strides, new_strides = slot_strides(old[:keep]), slot_strides(new_backbone)
     new_index_of = deepest_index_per_stride(new_strides)
     replaced, shift = len(old_strides), len(new_strides) - len(old_strides)
