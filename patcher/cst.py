@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Iterator
 
 import libcst as cst
-import libcst.matchers as m
+import bbpatch.matchers as m
 
 PLACEHOLDER = "ORIGINAL"  # in a wrapping template, stands for the statement being wrapped
 _EMPTY = cst.Module(body=[])
@@ -136,7 +136,3 @@ def nested_blocks(node: cst.CSTNode, path: tuple = ()) -> Iterator[tuple[tuple, 
                         yield from nested_blocks(statement, (*path, item))
             elif isinstance(item, (cst.If, cst.Else, cst.ExceptHandler, cst.Finally, cst.ExceptStarHandler)):
                 yield from nested_blocks(item, path)
-
-
-def dotted_name(node: cst.CSTNode | None) -> str:
-    return cst.helpers.get_full_name_for_node(node) or "" if node is not None else ""

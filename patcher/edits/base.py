@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
 import libcst as cst
-import libcst.matchers as m
+import bbpatch.matchers as m
 
 from bbpatch.cst import (
     code,

@@ -5,7 +5,7 @@ do not scale that way (and some backbones fail at that size, which made it print
 stride-aware on a full-size image and needs nothing: there the block lacks the stride-sized image.
 """
 
-import libcst.matchers as m
+import bbpatch.matchers as m
 
 from bbpatch.edits.base import TORCH_UTILS, InsertStatement, assign_to, blocks_in
 

@@ -1,6 +1,6 @@
 """1. tasks.py imports the Addmodules package, so parse_model's name lookup finds backbones and blocks."""
 
-import libcst.matchers as m
+import bbpatch.matchers as m
 
 from bbpatch.edits.base import TASKS, InsertStatement, module_level, single_statement
 
