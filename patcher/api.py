@@ -187,6 +187,16 @@ def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None)
     return originals
 
 
+def _check_replaceable(tree: Tree, key: str, existing: bytes, record: FileRecord | None) -> None:
+    """bbpatch replaces only files it created and nobody changed since."""
+    if record is None:
+        raise FileConflict(f"{tree.package / key}: exists and is not bbpatch's; move it away, then run bbpatch apply")
+    if sha256(existing) != record.patched_sha256:
+        raise FileConflict(
+            f"{tree.package / key}: changed since bbpatch installed it; move your version to a new file, then run bbpatch apply"
+        )
+
+
 def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
     manifest = read_manifest(tree)
     if manifest is not None and _is_current(tree, manifest):
@@ -205,8 +215,8 @@ def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
     previously_created = {k for k, r in (manifest.files.items() if manifest else ()) if r.action == CREATED}
     for key, data in shipped_files(tree).items():
         existing = _read(tree.package / key)
-        if existing is not None and key not in previously_created and existing != data:
-            raise FileConflict(f"{tree.package / key}: exists and is not bbpatch's; move it away, then run bbpatch apply")
+        if existing is not None and existing != data:
+            _check_replaceable(tree, key, existing, manifest.files.get(key) if key in previously_created else None)
         new_manifest.files[key] = FileRecord.created(data)
         if existing != data:
             writes[tree.package / key] = data

@@ -106,6 +106,18 @@ def test_apply_never_overwrites_a_users_file(fresh_tree):
     assert tree_bytes(fresh_tree) == before
 
 
+def test_update_never_overwrites_a_changed_module_file(fresh_tree):
+    api.apply(fresh_tree)
+    runtime = fresh_tree / "ultralytics/nn/Addmodules/_runtime.py"
+    runtime.write_text(runtime.read_text() + "# my tweak\n")
+    manifest_path = fresh_tree / "ultralytics" / MANIFEST
+    manifest_path.write_text(manifest_path.read_text().replace('"bbpatch": "', '"bbpatch": "0.0.0-', 1))
+    before = tree_bytes(fresh_tree)
+    with pytest.raises(api.FileConflict, match="_runtime.py: changed since bbpatch installed it"):
+        api.apply(fresh_tree)
+    assert tree_bytes(fresh_tree) == before
+
+
 RECIPE_IMPORT = "from ultralytics.nn.Addmodules import *\n"
 
 
