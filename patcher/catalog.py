@@ -18,9 +18,13 @@ class Backbone:
     channels: tuple  # stride 4, 8, 16, 32
 
 
+def package_dir(package):
+    """Folder of a bbpatch subpackage (modules, templates, yamls), editable or installed, without importing it."""
+    return Path(next(iter(importlib.util.find_spec(package).submodule_search_locations)))
+
+
 def _load_table():
-    modules_dir = importlib.util.find_spec("bbpatch.modules").submodule_search_locations[0]
-    spec = importlib.util.spec_from_file_location("bbpatch._catalog_table", Path(modules_dir) / "_catalog.py")
+    spec = importlib.util.spec_from_file_location("bbpatch._catalog_table", package_dir("bbpatch.modules") / "_catalog.py")
     table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table)
     return table

@@ -181,14 +181,9 @@ def dump(model, header):
 # ---------------------------------------------------------------- shipped YAMLs
 
 
-def package_dir(package):
-    """Folder of a bbpatch data package (templates, yamls), editable or installed, without importing it."""
-    return Path(importlib.util.find_spec(package).submodule_search_locations[0])
-
-
 def read_template(kind, name):
     """A template's model dict and its title (the first comment line)."""
-    text = (package_dir("bbpatch.templates") / kind / f"{name}.yaml").read_text(encoding="utf-8")
+    text = (catalog.package_dir("bbpatch.templates") / kind / f"{name}.yaml").read_text(encoding="utf-8")
     title = text.splitlines()[0].lstrip("# ").strip()
     return yaml.safe_load(text), title
 
@@ -278,7 +273,7 @@ def derive(base, backbone, args=()):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    directory = write_shipped_yamls(argv[0] if argv else package_dir("bbpatch.yamls"))
+    directory = write_shipped_yamls(argv[0] if argv else catalog.package_dir("bbpatch.yamls"))
     print(f"wrote {len(shipped_yamls())} model YAMLs to {directory}")
 
 

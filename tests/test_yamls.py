@@ -9,7 +9,7 @@ from bbpatch import yamlgen
 from helpers import run_py
 
 SHIPPED = yamlgen.shipped_yamls()
-YAMLS_DIR = yamlgen.package_dir("bbpatch.yamls")
+YAMLS_DIR = yamlgen.catalog.package_dir("bbpatch.yamls")
 
 
 def layers(name):
