@@ -9,13 +9,16 @@ PLAIN_SCALARS = (bool, int, float, str, type(None))
 
 
 def is_plain(value):
-    """True for values the weights_only unpickler rebuilds without any global: scalars, lists, str-keyed dicts."""
-    if isinstance(value, PLAIN_SCALARS):
+    """True for values the weights_only unpickler rebuilds without any global: scalars, lists, str-keyed dicts.
+
+    Exact types: subclasses such as timm's ``Format`` (a str enum) would pickle as their class.
+    """
+    if type(value) in PLAIN_SCALARS:
         return True
     if type(value) is list:
         return all(is_plain(v) for v in value)
     if type(value) is dict:
-        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+        return all(type(k) is str and is_plain(v) for k, v in value.items())
     return False
 
 

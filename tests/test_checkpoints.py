@@ -7,7 +7,7 @@ import pickle
 import torch
 from torch import nn
 
-from bbpatch.modules import MobileNetV4ConvSmall, MobileOne, MobileOneS0
+from bbpatch.modules import MobileNetV4ConvSmall, MobileOne, MobileOneS0, TimmBackbone
 
 ULTRALYTICS_LAYER_ATTRIBUTES = dict(i=0, f=-1, type="MobileNetV4ConvSmall", np=1261664, backbone=True)
 
@@ -80,3 +80,16 @@ def test_mobileone_block_checkpoint_names_no_timm_class():
     loaded = load_weights_only(buffer, MobileOne)
     x = torch.randn(1, 16, 32, 32)
     assert torch.equal(block(x), loaded(x))
+
+
+def test_any_reparameterized_timm_backbone_round_trips_with_weights_only():
+    """FastViT: timm reparameterization through TimmBackbone, and str-enum attributes (timm's Format) left out."""
+    backbone = TimmBackbone("fastvit_t8").eval()
+    before = outputs(backbone)
+    backbone.reparameterize()
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(before, outputs(backbone)))
+    buffer = saved(backbone)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(buffer) == ["bbpatch.modules.timm_backbones.TimmBackbone"]
+    buffer.seek(0)
+    loaded = load_weights_only(buffer, TimmBackbone)
+    assert all(torch.equal(a, b) for a, b in zip(outputs(backbone), outputs(loaded)))
