@@ -70,6 +70,7 @@ class RebuildOnLoad:
             "reparameterized": is_reparameterized(self),
             "tensors": self.state_dict(),
             "attributes": plain_attributes(self),
+            "no_grad": [name for name, p in self.named_parameters() if not p.requires_grad],  # EMA copies, frozen layers
         }
 
     def __setstate__(self, state):
@@ -81,4 +82,6 @@ class RebuildOnLoad:
         follow_loaded_tensors(self, state["tensors"])
         for name, attributes in state["attributes"].items():
             vars(self.get_submodule(name)).update(attributes)
+        for name in state["no_grad"]:
+            self.get_parameter(name).requires_grad_(False)
 

@@ -42,7 +42,9 @@ def outputs(module, size=64):
 
 def test_pickle_round_trip_restores_weights_layer_attributes_and_bn_settings():
     backbone = as_ultralytics_builds_it(MobileNetV4ConvSmall())
+    backbone.model.blocks[4].requires_grad_(False)  # as in an EMA copy or a frozen layer
     restored = pickle.loads(pickle.dumps(backbone))
+    assert [p.requires_grad for p in restored.parameters()] == [p.requires_grad for p in backbone.parameters()]
     assert type(restored) is MobileNetV4ConvSmall
     assert {k: getattr(restored, k) for k in ULTRALYTICS_LAYER_ATTRIBUTES} == ULTRALYTICS_LAYER_ATTRIBUTES
     assert restored.model.bn1.eps == 1e-3 and not restored.training and not restored.model.bn1.training
