@@ -45,10 +45,13 @@ def bbpatch_probe_size(model, default):
 
 
 def bbpatch_reparameterize(model):
-    """Fold multi-branch training blocks (MobileOne) of bbpatch modules into their single-branch inference form."""
+    """Fold multi-branch training blocks (MobileOne) of bbpatch modules into their single-branch inference form.
+
+    Like ultralytics' own Conv+BN fusion, the folded weights are inference-only: no gradients.
+    """
     for owner in [m for m in model.modules() if getattr(type(m), "bbpatch_role", None)]:
-        for m in owner.modules():
-            if hasattr(m, "reparameterize") and m is not owner:
-                m.reparameterize()
+        for m in [m for m in owner.modules() if m is not owner and hasattr(m, "reparameterize")]:
+            m.reparameterize()
+            m.requires_grad_(False)
         if hasattr(owner, "reparameterize"):
             owner.reparameterize()

@@ -81,5 +81,6 @@ def test_reparameterization_keeps_outputs(build, channels):
     assert all(m.reparam_conv is not None for m in layer.modules() if hasattr(m, "reparam_conv"))
     assert not any(hasattr(m, "conv_kxk") for m in layer.modules())
     assert sum(p.numel() for p in layer.parameters()) < parameters_before
+    assert not any(p.requires_grad for m in layer.modules() if hasattr(m, "reparam_conv") for p in m.parameters())
     for a, b in zip(before if isinstance(before, list) else [before], after if isinstance(after, list) else [after]):
         assert (a - b).abs().max() <= 1e-4 * max(1.0, a.abs().max())  # within 1e-4 (relative once outputs exceed 1)
