@@ -53,4 +53,5 @@ def list_command(family):
         channels = ", ".join(map(str, entry.channels))
         params = features_parameters(entry.timm_name) / 1e6
         click.echo(f"{entry.name:<28}{entry.timm_name:<28}{entry.family:<14}{channels:<24}{params:>7.2f}M")
+    click.echo("Parameters of timm's features_only model (MobileOne in its multi-branch training form).")
     click.echo("Any other timm model: TimmBackbone [model_name, pretrained, out_levels, frozen_stages].")

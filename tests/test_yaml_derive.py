@@ -87,7 +87,7 @@ def test_yaml_command_writes_the_file_without_importing_torch(tmp_path):
 def test_list_command_shows_names_sources_channels_and_parameters():
     result = CliRunner().invoke(list_command, ["--family", "mobilenetv4"])
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line for line in result.output.splitlines()[1:-1]}
+    rows = {line.split()[0]: line for line in result.output.splitlines()[1:-2]}
     assert set(rows) == {n for n, e in catalog.BACKBONES.items() if e.family == "mobilenetv4"}
     assert "mobilenetv4_conv_small" in rows["MobileNetV4ConvSmall"] and "32, 64, 96, 960" in rows["MobileNetV4ConvSmall"]
     assert rows["MobileNetV4ConvSmall"].rstrip().endswith("1.26M")  # timm features_only: 1,261,664
