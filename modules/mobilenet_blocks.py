@@ -47,7 +47,8 @@ class MobileNet_Block(nn.Module):  # noqa: N801
     """MobileNetV3 inverted residual: 1x1 expand, kxk depthwise, squeeze-excite, linear 1x1 project.
 
     YAML args: ``[c2, hidden, k, stride, use_se, use_hs]`` as in the MobileNetV3 paper's table (exp size,
-    kernel, stride, SE, NL), with the residual when the stride is 1 and channels are unchanged.
+    kernel, stride, SE, NL), with the residual when the stride is 1 and channels are unchanged. The SE gate
+    follows the depthwise activation, as in the paper (seed 003 put it between BatchNorm and activation).
 
     ``hidden``, the expansion width, scales consistently with the model width when written as a float: an
     expansion ratio of the block's input channels, ``hidden = make_divisible(round(c1 * ratio), 8)``. parse_model

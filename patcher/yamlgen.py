@@ -263,7 +263,7 @@ def derive(base, backbone, args=()):
         model["scales"] = {scale: scales[scale], **scales}
     source = backbone if backbone.startswith("timm:") else f"{backbone} (timm {catalog.lookup(backbone).timm_name})"
     header = [
-        f"{path.name} from ultralytics with its backbone replaced by {source}; derived by `bbpatch yaml`.",
+        f"{path.name} with its backbone replaced by {source}; derived by `bbpatch yaml`.",
         "Layer 0 is the backbone: its maps fill layers 0-4 (P3 = 2, P4 = 3, P5 = 4).",
     ]
     if scale in scales:
