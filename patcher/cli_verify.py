@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,19 +33,24 @@ def usage_error(message: str, as_json: bool = False):
 
 
 class Progress:
-    """A progress bar on stderr, advanced once per finished check and labelled with it."""
+    """A progress bar on stderr, advanced once per finished check; one line per check when stderr is a log."""
 
     def __init__(self):
-        self.bar = None
+        self.bar, self.total, self.done = None, 0, 0
 
     def start(self, total):
-        self.bar = click.progressbar(length=total, label="verify", file=sys.stderr, show_pos=True, width=30)
-        self.bar.__enter__()
+        self.total = total
+        if sys.stderr.isatty():
+            self.bar = click.progressbar(length=total, label="verify", file=sys.stderr, show_pos=True, width=30)
+            self.bar.__enter__()
 
     def advance(self, result):
-        if self.bar is not None:
-            self.bar.label = f"{result.subject[:28]:<28} {result.check:<14}"
-            self.bar.update(1)
+        self.done += 1
+        if self.bar is None:
+            click.echo(f"[{self.done}/{self.total}] {result.subject} {result.check}: {result.status}", err=True)
+            return
+        self.bar.label = f"{result.subject[:28]:<28} {result.check:<14}"
+        self.bar.update(1)
 
     def close(self):
         if self.bar is not None:
@@ -82,8 +88,40 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep):
     if as_json:
         click.echo(report.to_json(outcome))
     else:
-        click.echo(report.table(outcome.results))
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        click.echo(report.table(outcome.results, width))
         if outcome.exit_code:
             click.echo("\n" + report.failures(outcome))
         click.echo("\n" + report.summary(outcome))
     sys.exit(outcome.exit_code)
+
+
+@click.command("bench")
+@PATH
+@YAMLS
+@click.option("--imgsz", type=click.IntRange(32, 4096), default=640, show_default=True, help="Square input size.")
+@click.option("--plot", type=click.Path(dir_okay=False), default="bench.png", show_default=True, help="Scatter plot (PNG) to write.")
+@click.option("--table", type=click.Path(dir_okay=False), default="bench.md", show_default=True, help="Markdown table to write.")
+@click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="Timed forward passes per model (median).")
+@click.option("--warmup", type=click.IntRange(0, 100), default=3, show_default=True, help="Untimed passes first.")
+@click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for torch (default: all CPUs).")
+def bench_command(path, yamls, imgsz, plot, table, runs, warmup, threads):
+    """Parameters, GFLOPs, CPU latency (plain and fused) and GPU latency of each model, as a table and a plot."""
+    import os
+
+    from bbpatch import bench
+    from bbpatch.verify import NotPatched, UnknownYaml, plan, resolve_yamls, static
+
+    try:
+        patched = static.load(path)
+        roles = static.bbpatch_roles(patched.tree.package)
+        models = [plan.describe(p, roles) for p in resolve_yamls(patched, split_names(yamls))]
+    except (NotPatched, UnknownYaml, TreeError) as error:
+        usage_error(str(error))
+    threads = threads or os.cpu_count() or 1
+    with click.progressbar(length=len(models), label="bench", file=sys.stderr) as bar:
+        results = bench.run_measurements(patched.root, models, imgsz, runs, warmup, threads, on_result=lambda r: bar.update(1))
+    markdown = bench.markdown_table(results, imgsz, threads)
+    Path(table).write_text(markdown, encoding="utf-8")
+    bench.scatter_plot(results, Path(plot), imgsz, threads)
+    click.echo(markdown + f"\nwrote {table} and {plot}")

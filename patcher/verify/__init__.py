@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 from . import plan as planning
+from .checks import CHECKS
 from .dataset import offline_environment, write_dataset
 from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Result, exit_code
 from .runner import Runner, count_checks
 from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
 
-__all__ = ["verify", "Outcome", "NotPatched", "UnknownYaml", "Result", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["verify", "resolve_yamls", "Outcome", "NotPatched", "UnknownYaml", "Result", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 
 class UnknownYaml(Exception):
@@ -86,11 +87,18 @@ def verify(path=None, yamls=None, fast=False, jobs=None, on_start=None, on_resul
         (on_result or (lambda r: None))(result)
     scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bbpatch-verify-"))
     try:
-        results += run_tasks(patched, tasks, scratch, jobs or default_jobs(), on_result)
+        results += in_plan_order(run_tasks(patched, tasks, scratch, jobs or default_jobs(), on_result), models, stock)
     finally:
         if workdir is None:
             shutil.rmtree(scratch, ignore_errors=True)
     return Outcome(str(patched.tree.package), patched.tree.version, results, time.monotonic() - started)
+
+
+def in_plan_order(results, models, stock) -> list[Result]:
+    """Runtime results grouped by YAML (in the given order, the stock one last), checks in registry order."""
+    subjects = {m.name: i for i, m in enumerate(models)} | {stock: len(models)}
+    checks = {c.name: i for i, c in enumerate(CHECKS)}
+    return sorted(results, key=lambda r: (subjects.get(r.subject, -1), checks.get(r.check, -1)))
 
 
 def run_tasks(patched: PatchedTree, tasks, scratch: Path, jobs: int, on_result) -> list[Result]:

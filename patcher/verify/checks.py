@@ -2,12 +2,13 @@
 
 Importing this module is cheap (no torch): the orchestrator reads the registry to plan the work, and
 only the worker process (``bbpatch.verify.runtime``) calls the functions, with the target tree first on
-``sys.path``. A check returns a one-line detail on success, raises ``Skipped`` when it does not apply,
-and raises anything else to fail.
+``sys.path``. A check returns a one-line detail on success (or ``(detail, data)`` with measured values),
+raises ``Skipped`` when it does not apply, and raises anything else to fail.
 
 Scopes: ``model`` runs for every YAML, ``sample`` for one YAML per backbone family and one per head,
-``family`` for one YAML per backbone family, ``once`` for one backbone YAML, ``stock`` for the stock YAML parity pair, ``load`` in the fresh checkpoint-loading
-processes.
+``family`` for one YAML per backbone family, ``once`` for one backbone YAML, ``reference`` and
+``stock`` for the stock YAML in the unpatched copy and in the tree, ``load`` and ``safe_load`` in the
+fresh checkpoint-loading processes.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import math
 from pathlib import Path
 from typing import Callable
 
-FUSE_TOLERANCE = 1e-3  # relative to the largest output magnitude
-ONNX_TOLERANCE = 1e-3
+# Relative to each output channel's largest magnitude, in float32. Folding MobileOne's branches is exact
+# (4e-12 in float64) but costs up to ~3e-3 in float32 on randomly initialized, calibrated weights; a
+# wrong fold is off by O(1).
+FUSE_TOLERANCE = 1e-2
+ONNX_TOLERANCE = 1e-2  # the exporter folds BatchNorm too
 PARITY_TOLERANCE = 1e-6
 GFLOPS_TOLERANCE = 0.01
 FULL_IMGSZ = 640  # the size ultralytics reports GFLOPs at
@@ -113,27 +117,27 @@ def predictions(out):
     return out
 
 
-def relative_error(a, b):
-    return float((a - b).abs().max() / (a.abs().max() + 1e-9))
-
-
-def unordered_relative_error(a, b):
-    """Relative error between two (batch, queries, values) outputs whose query order may differ.
-
-    RT-DETR selects its queries with top-k; tied scores can come out in a different order from ONNX
-    Runtime than from PyTorch, so each query is compared with its nearest counterpart.
-    """
-    import torch
-
-    a, b = a.double(), b.double()
-    nearest = torch.cdist(a, b, p=float("inf")).amin(-1).amax()
-    return float(nearest / (a.abs().max() + 1e-9))
+def channel_scaled(a, b, dim):
+    """Both outputs divided by the largest magnitude of each channel of ``a`` (boxes in pixels, scores in 0..1)."""
+    others = [d for d in range(a.dim()) if d != dim % a.dim()]
+    scale = a.double().abs().amax(dim=others, keepdim=True) + 1e-6
+    return a.double() / scale, b.double() / scale
 
 
 def output_error(ctx, expected, got):
-    """Relative error of two eval outputs; RT-DETR's queries are compared order-free."""
-    compare = unordered_relative_error if ctx.inputs.get("kind") == "rtdetr" else relative_error
-    return compare(expected, got)
+    """Largest difference of two eval outputs, relative to each output channel's own scale.
+
+    YOLO outputs are (batch, channels, anchors); RT-DETR's are (batch, queries, channels), and its top-k
+    query selection may order tied queries differently (ONNX Runtime against PyTorch), so each query is
+    compared with its nearest counterpart.
+    """
+    import torch
+
+    if ctx.inputs.get("kind") == "rtdetr":
+        a, b = channel_scaled(expected, got, -1)
+        return float(torch.cdist(a, b, p=float("inf")).amin(-1).amax())
+    a, b = channel_scaled(expected, got, 1)
+    return float((a - b).abs().max())
 
 
 def sample_input(imgsz, batch=1, seed=0):
@@ -190,23 +194,33 @@ def build(ctx):
     return f"{len(model.model)} layers, {params:,} parameters"
 
 
-@check("forward_eval", "model", needs=("build",))
-def forward_eval(ctx):
+def calibrating_batchnorm(model):
+    """BatchNorm layers set to take this batch's statistics as their running ones (cumulative average, reset).
+
+    Freshly built layers keep mean 0 / variance 1, which in eval mode lets activations of deep
+    multi-branch backbones (MobileOne) grow without bound until the outputs saturate; calibrated
+    statistics behave like a trained model's, so the fuse and export comparisons mean something.
+    """
     import torch
 
-    model = ctx.state["model"].eval()
-    with torch.no_grad():
-        out = model(sample_input(ctx.imgsz, batch=2))
-    tensors = tensors_in(out)
-    assert_finite(tensors, "eval forward")
-    return f"output {tuple(predictions(out).shape)}"
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    return layers
 
 
 @check("forward_train", "model", needs=("build",))
 def forward_train(ctx):
-    """Train-mode forward and backward; the backbone must receive gradients."""
+    """Train-mode forward and backward; the backbone must receive gradients. The batch calibrates BatchNorm."""
     model = ctx.state["model"].train()
-    tensors = tensors_in(model(sample_input(ctx.imgsz, batch=2)))
+    momenta = {m: m.momentum for m in model.modules() if hasattr(m, "momentum")}
+    calibrating_batchnorm(model)
+    try:
+        tensors = tensors_in(model(sample_input(ctx.imgsz, batch=2)))
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
     assert_finite(tensors, "train forward")
     sum(t.float().mean() for t in tensors).backward()
     first = model.model[0]
@@ -218,18 +232,26 @@ def forward_train(ctx):
     return f"{len(tensors)} output tensors, gradients reach layer 0"
 
 
-def capture_input(module, model, x):
-    """The positional input ``module`` receives during one eval forward of ``model``."""
+@check("forward_eval", "model", needs=("build",))
+def forward_eval(ctx):
+    """Eval-mode forward; keeps the predictions and the backbone and head maps for the checks after it."""
     import torch
 
+    model = ctx.state["model"].eval()
+    x = sample_input(ctx.imgsz)
     seen = {}
-    handle = module.register_forward_hook(lambda m, args, out: seen.update(args=args, out=out))
+    hooks = [model.model[-1].register_forward_hook(lambda m, args, out: seen.update(head=args[0]))]
+    if backbone_layer(model) is not None:
+        hooks.append(model.model[0].register_forward_hook(lambda m, args, out: seen.update(backbone=out)))
     try:
         with torch.no_grad():
-            model.eval()(x)
+            out = model(x)
     finally:
-        handle.remove()
-    return seen
+        for hook in hooks:
+            hook.remove()
+    assert_finite(tensors_in(out), "eval forward")
+    ctx.state.update(input=x, predictions=predictions(out), maps=seen)
+    return f"output {tuple(predictions(out).shape)}"
 
 
 def head_strides(head, model, levels):
@@ -241,25 +263,22 @@ def head_strides(head, model, levels):
     return [top >> (levels - 1 - i) for i in range(levels)]
 
 
-@check("strides", "model", needs=("build",))
+@check("strides", "model", needs=("forward_eval",))
 def strides(ctx):
     """Feature maps have the spatial size their strides promise; backbone channels match its declaration."""
-    model = ctx.state["model"]
-    s = ctx.imgsz
+    model, maps, s = ctx.state["model"], ctx.state["maps"], ctx.imgsz
     notes = []
-    backbone = backbone_layer(model)
-    if backbone is not None:
-        maps = [t for t in capture_input(backbone, model, sample_input(s))["out"] if t is not None]
-        sizes = [s // m.shape[-1] for m in maps]
+    if "backbone" in maps:
+        outputs = [t for t in maps["backbone"] if t is not None]
+        sizes = [s // m.shape[-1] for m in outputs]
         assert sizes[-3:] == [8, 16, 32], f"backbone map strides {sizes}, expected ... 8, 16, 32"
+        backbone = model.model[0]
         declared = list(getattr(backbone, "channels", None) or getattr(backbone, "width_list", []))
-        actual = [m.shape[1] for m in maps]
+        actual = [m.shape[1] for m in outputs]
         assert not declared or declared == actual, f"backbone declares channels {declared} but returns {actual}"
         notes.append(f"backbone strides {sizes} channels {actual}")
-    head = model.model[-1]
-    feats = capture_input(head, model, sample_input(s))["args"][0]
-    measured = [s // f.shape[-1] for f in feats]
-    expected = head_strides(head, model, len(measured))
+    measured = [s // f.shape[-1] for f in maps["head"]]
+    expected = head_strides(model.model[-1], model, len(measured))
     assert measured == expected, f"head expects strides {expected} but its inputs are at strides {measured}"
     notes.append(f"head strides {measured}")
     return "; ".join(notes)
@@ -316,15 +335,13 @@ def export_onnx(model, imgsz, workdir, stem, task="detect"):
     return Exporter(overrides=args)(model=model)
 
 
-@check("onnx", "sample", needs=("build",))
+@check("onnx", "sample", needs=("forward_eval",))
 def onnx_export(ctx):
     if not onnx_runtime_available():
         raise Skipped(ONNX_MISSING)
     import onnxruntime
 
-    model = ctx.state["model"]
-    x = sample_input(ctx.imgsz)
-    expected = eval_predictions(model, x)
+    model, x, expected = ctx.state["model"], ctx.state["input"], ctx.state["predictions"]
     path = export_onnx(model, ctx.imgsz, ctx.workdir, ctx.stem, ctx.inputs.get("task", "detect"))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
@@ -351,11 +368,9 @@ def reparameterizable_blocks(model):
     return blocks
 
 
-@check("fuse", "model", needs=("build",))
+@check("fuse", "model", needs=("forward_eval",))
 def fuse(ctx):
-    model = ctx.state["model"]
-    x = sample_input(ctx.imgsz)
-    before = eval_predictions(model, x)
+    model, x, before = ctx.state["model"], ctx.state["input"], ctx.state["predictions"]
     blocks = reparameterizable_blocks(model)
     model.fuse(verbose=False)
     after = eval_predictions(model, x)
@@ -398,7 +413,7 @@ def train(ctx):
     assert moved > 0, "training did not change any weight"
     assert Path(trainer.last).is_file(), f"no checkpoint written at {trainer.last}"
     shown = ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in losses.items())
-    return f"1 epoch: {shown}; {moved:.0%} of tensors updated"
+    return f"1 epoch: {shown}; {moved:.0%} of tensors updated", {"losses": losses, "checkpoint": str(trainer.last)}
 
 
 # ---------------------------------------------------------------- fresh-process checkpoint loading
@@ -432,7 +447,25 @@ def safe_load(ctx):
         raise Skipped("this ultralytics release has no restricted loading")
     if not safe.SUPPORTED:
         raise Skipped("restricted loading needs torch >= 2.6")
-    return load_and_predict(ctx)
+    try:
+        return load_and_predict(ctx)
+    except TypeError as e:
+        refused = foreign_globals(ctx.inputs["checkpoint"])
+        if not refused:
+            raise
+        shown = ", ".join(refused[:4]) + (f" and {len(refused) - 4} more" if len(refused) > 4 else "")
+        raise AssertionError(f"restricted loading refuses the checkpoint: it pickles {shown}") from e
+
+
+TRUSTED_MODULES = ("torch.", "ultralytics.", "numpy", "builtins", "collections", "pathlib", "_codecs", "copyreg")
+
+
+def foreign_globals(checkpoint):
+    """Classes a checkpoint pickles from outside torch and ultralytics' own modules (timm, Addmodules ...)."""
+    import torch
+
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(checkpoint)
+    return sorted(n for n in names if "Addmodules" in n or not n.startswith(TRUSTED_MODULES))
 
 
 # ---------------------------------------------------------------- stock parity
@@ -466,7 +499,7 @@ def parity(ctx):
     have = {k: tuple(v.shape) for k, v in state.items()}
     assert have == want, f"state_dict differs from the unpatched tree: {sorted(set(have.items()) ^ set(want.items()))[:3]}"
     model.load_state_dict(reference["state_dict"])
-    error = relative_error(reference["output"], eval_predictions(model, reference["input"]))
+    error = output_error(ctx, reference["output"], eval_predictions(model, reference["input"]))
     assert error <= PARITY_TOLERANCE, f"outputs differ from the unpatched tree by {error:.2e}"
     return f"{sum(p.numel() for p in model.parameters()):,} parameters and outputs equal to the unpatched tree"
 

@@ -106,20 +106,33 @@ def representatives(models: list[ModelYaml]) -> list[ModelYaml]:
     return [m for m in models if m in chosen.values()]
 
 
-def samples(models: list[ModelYaml], chosen: list[ModelYaml]) -> list[ModelYaml]:
-    """The family representatives, plus the first YAML of every head they do not cover."""
-    picked = list(chosen)
-    for m in models:
-        if m.head not in {p.head for p in picked}:
-            picked.append(m)
+def lightest(models: list[ModelYaml]) -> ModelYaml | None:
+    """The model whose backbone family has the fewest channels in bbpatch's catalog (a cheap proxy for cost)."""
+    widths = {b.family: sum(b.channels) for b in reversed(list(catalog.BACKBONES.values()))}
+    return min(models, key=lambda m: widths.get(m.family, float("inf")), default=None)
+
+
+def samples(models: list[ModelYaml]) -> list[ModelYaml]:
+    """A few YAMLs that together cover every backbone family and every head.
+
+    First the YAMLs that bring both a new family and a new head, then any that bring either.
+    """
+    picked, families, heads = [], set(), set()
+    for need_both in (True, False):
+        for m in models:
+            new_family, new_head = m.family not in families, m.head not in heads
+            if m not in picked and ((new_family and new_head) or (not need_both and (new_family or new_head))):
+                picked.append(m)
+                families.add(m.family)
+                heads.add(m.head)
     return picked
 
 
 def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_YAML) -> list[Task]:
     tasks = []
     chosen = [] if fast else representatives(models)
-    sampled = [] if fast else samples(models, chosen)
-    ddp_model = next((m for m in chosen if m.task == "detect" and m.family != "stock"), None)
+    sampled = [] if fast else samples(models)
+    ddp_model = lightest([m for m in chosen if m.task == "detect" and m.family != "stock"])
     for i, m in enumerate(models):
         checks = checks_for({"model"}, fast=fast)
         if m in sampled:

@@ -10,8 +10,8 @@ from .results import FAIL, PASS, SKIP
 MARKS = {PASS: "ok", FAIL: "FAIL", SKIP: "skip"}
 
 
-def table(results, width=100) -> str:
-    """One row per result: subject, check, status, seconds, detail (failures keep their full first line)."""
+def table(results, width=None) -> str:
+    """One row per result: subject, check, status, seconds, detail; passing rows cut at ``width`` if given."""
     rows = [("YAML / file", "check", "status", "time", "detail")]
     rows += [(r.subject, r.check, MARKS[r.status], f"{r.seconds:.1f}s" if r.seconds else "", first_line(r.detail)) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -19,7 +19,7 @@ def table(results, width=100) -> str:
     for row in rows:
         cells = [cell.ljust(w) for cell, w in zip(row, widths)]
         line = "  ".join([*cells, row[4]])
-        lines.append(line if row[2] == MARKS[FAIL] else line[:width])
+        lines.append(line if row[2] == MARKS[FAIL] or not width else line[:width])
     return "\n".join(lines)
 
 

@@ -51,13 +51,18 @@ def error_text(e: BaseException, tree: Path) -> str:
     return message
 
 
+def details(returned):
+    """A check returns its detail line, or (detail line, data dict) to hand back measured values."""
+    return returned if isinstance(returned, tuple) else (returned or "", {})
+
+
 def run_check(check, ctx, tree):
     from .checks import Skipped
     from .results import FAIL, PASS, SKIP, Result
 
     start = time.perf_counter()
     try:
-        status, detail, data = PASS, check.fn(ctx) or "", {}
+        status, detail, data = PASS, *details(check.fn(ctx))
     except Skipped as e:
         status, detail, data = SKIP, str(e), {}
     except Exception as e:

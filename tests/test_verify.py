@@ -1,0 +1,140 @@
+"""bbpatch verify on real patched trees: it passes on a fresh patch and names what broke otherwise."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+
+import libcst as cst
+import pytest
+
+from bbpatch import api
+from bbpatch.edits import EDITS
+from helpers import run_cli
+
+# A whole-backbone YOLO model (training, ONNX, DDP, safe load) and a layer-by-layer one (block branch).
+SMALL_YAMLS = ("yolov8-mobilenetv4", "yolov5-mobilenetv3-small")
+
+
+def verify(root, *args, cwd=None):
+    return run_cli("verify", str(root), *args, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def full_run(patched_tree, tmp_path_factory):
+    """One default verify (every check) on two shipped YAMLs, with JSON on stdout and a JUnit file."""
+    folder = tmp_path_factory.mktemp("verify")
+    junit = folder / "verify.xml"
+    keep = folder / "scratch"
+    args = [arg for name in SMALL_YAMLS for arg in ("--yaml", name)]
+    proc = verify(patched_tree, *args, "--json", "--junit", str(junit), "--keep", str(keep))
+    return proc, json.loads(proc.stdout), ET.parse(junit).getroot(), keep
+
+
+def results_by_key(report):
+    return {(r["subject"], r["check"]): r for r in report["results"]}
+
+
+def test_verify_passes_on_a_freshly_patched_tree(full_run):
+    proc, report, _, _ = full_run
+    failed = [f"{r['subject']} {r['check']}: {r['detail']}" for r in report["results"] if r["status"] == "fail"]
+    assert proc.returncode == 0, failed or proc.stderr[-3000:]
+    assert report["exit_code"] == 0
+    checks = {r["check"] for r in report["results"] if r["status"] == "pass"}
+    expected = {"release", "edits", "files", "build", "forward_eval", "forward_train", "strides", "gflops", "gflops_full",
+                "onnx", "fuse", "train", "reload", "safe_load", "ddp", "unpatched_reference", "parity"}  # fmt: skip
+    assert expected <= checks
+
+
+def test_every_selected_yaml_runs_the_model_checks(full_run):
+    _, report, _, _ = full_run
+    results = results_by_key(report)
+    for name in SMALL_YAMLS:
+        for check in ("build", "forward_eval", "forward_train", "strides", "gflops", "fuse"):
+            assert results[(f"{name}.yaml", check)]["status"] == "pass"
+
+
+def test_the_synthetic_training_run_really_trains(full_run):
+    _, report, _, keep = full_run
+    trained = [r for r in report["results"] if r["check"] == "train" and r["status"] == "pass"]
+    assert trained
+    for result in trained:
+        losses = result["data"]["losses"]
+        assert losses and all(math.isfinite(v) and v > 0 for v in losses.values())
+        assert (keep / "data" / "labels" / "train").is_dir()  # verify wrote its own dataset
+        assert "updated" in result["detail"]
+
+
+def test_json_and_junit_carry_the_same_results(full_run):
+    _, report, junit, _ = full_run
+    from_junit = {}
+    for case in junit.iter("testcase"):
+        status = "fail" if case.find("failure") is not None else "skip" if case.find("skipped") is not None else "pass"
+        from_junit[(case.get("classname"), case.get("name"))] = status
+    from_json = {key: r["status"] for key, r in results_by_key(report).items()}
+    assert from_junit == from_json
+    assert int(junit.find("testsuite").get("tests")) > 0
+
+
+def remove_edit_by_hand(root, name):
+    """Take one edit out of its file, keeping every other one (as a bad merge or a manual revert would)."""
+    edit = next(e for e in EDITS if e.name == name)
+    path = root / "ultralytics" / edit.file
+    module = edit.revert(cst.parse_module(path.read_bytes()))
+    path.write_text(module.code, encoding="utf-8")
+    return edit
+
+
+def test_a_removed_edit_fails_and_is_named(fresh_tree):
+    api.apply(fresh_tree)
+    edit = remove_edit_by_hand(fresh_tree, "stride_probe")
+    proc = verify(fresh_tree, "--fast", "--yaml", SMALL_YAMLS[0], "--json")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    failures = [r for r in json.loads(proc.stdout)["results"] if r["status"] == "fail"]
+    assert any(r["check"] == f"edit {edit.name}" and edit.name in r["detail"] for r in failures), failures
+
+
+def test_an_altered_module_file_is_named(fresh_tree):
+    api.apply(fresh_tree)
+    module = fresh_tree / "ultralytics" / "nn" / "Addmodules" / "mobilenet_blocks.py"
+    module.write_text(module.read_text() + "\n# local tweak\n")
+    proc = verify(fresh_tree, "--fast", "--yaml", SMALL_YAMLS[1])
+    assert proc.returncode == 1
+    assert "nn/Addmodules/mobilenet_blocks.py" in proc.stdout
+    assert "changed since apply" in proc.stdout
+
+
+def test_a_broken_module_fails_the_import_and_names_the_file(fresh_tree):
+    api.apply(fresh_tree)
+    module = fresh_tree / "ultralytics" / "nn" / "Addmodules" / "timm_backbones.py"
+    module.write_text(module.read_text() + "\nraise RuntimeError('broken on purpose')\n")
+    proc = verify(fresh_tree, "--fast", "--yaml", SMALL_YAMLS[0], "--json")
+    assert proc.returncode == 1
+    results = results_by_key(json.loads(proc.stdout))
+    assert results[("tree", "import")]["status"] == "fail"
+    assert "broken on purpose" in results[("tree", "import")]["detail"]
+    assert "timm_backbones.py" in results[("tree", "import")]["detail"]
+    assert results[("nn/Addmodules/timm_backbones.py", "file")]["status"] == "fail"
+
+
+def test_a_yaml_that_does_not_build_is_named_with_the_check(patched_tree, tmp_path):
+    broken = tmp_path / "broken-backbone.yaml"
+    broken.write_text("nc: 2\nbackbone:\n  - [-1, 1, NoSuchBackbone, []]\nhead:\n  - [[2, 3, 4], 1, Detect, [nc]]\n")
+    proc = verify(patched_tree, "--fast", "--yaml", str(broken), "--json")
+    assert proc.returncode == 1
+    build = results_by_key(json.loads(proc.stdout))[("broken-backbone.yaml", "build")]
+    assert build["status"] == "fail" and "NoSuchBackbone" in build["detail"]
+
+
+def test_an_unpatched_tree_exits_2(fresh_tree):
+    proc = verify(fresh_tree, "--fast")
+    assert proc.returncode == 2
+    assert "not patched" in proc.stderr
+
+
+def test_an_unknown_yaml_name_is_a_usage_error(patched_tree):
+    proc = verify(patched_tree, "--fast", "--yaml", "no-such-model", "--json")
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["exit_code"] == 2
+    assert "no-such-model" in proc.stderr
