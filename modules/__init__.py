@@ -17,7 +17,7 @@ __all__ = list(_runtime_all)
 
 
 def _export_marked_classes():
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):  # noqa: F405 (module global)
         if info.name.startswith("_") or info.ispkg:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
@@ -33,7 +33,9 @@ class FileConflict(TreeError):
 @dataclass
 class Report:
     tree: Tree
-    state: str  # apply: patched/already-patched/updated; revert: reverted/clean; status: clean/patched/drifted/hand-patched
+    # apply: patched / already-patched / updated; revert: reverted / clean;
+    # status: clean / patched / drifted / hand-patched
+    state: str
     edits: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -63,7 +65,9 @@ def _parse(tree: Tree, key: str, data: bytes) -> cst.Module:
     try:
         return cst.parse_module(data)
     except cst.ParserSyntaxError as error:
-        raise TreeError(f"{tree.file(key)}: not valid Python ({error.message}, line {error.raw_line}); fix or reinstall it") from None
+        raise TreeError(
+            f"{tree.file(key)}: not valid Python ({error.message}, line {error.raw_line}); fix or reinstall it"
+        ) from None
 
 
 def _edits_for(key: str):
@@ -126,7 +130,9 @@ def package_dir(name: str) -> Path:
 def shipped_files(tree: Tree) -> dict[str, bytes]:
     """Module files and YAMLs bbpatch installs, keyed by their path in the package."""
     files = {f"{ADDMODULES}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.modules").glob("*.py"))}
-    files.update({f"{tree.yaml_dir}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.yamls").glob("*.yaml"))})
+    files.update(
+        {f"{tree.yaml_dir}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.yamls").glob("*.yaml"))}
+    )
     return files
 
 
@@ -147,7 +153,9 @@ def read_manifest(tree: Tree) -> Manifest | None:
     try:
         return Manifest.from_bytes(data)
     except (ValueError, KeyError, TypeError) as error:
-        raise TreeError(f"{tree.package / MANIFEST}: unreadable bbpatch manifest ({error}); restore it from a backup") from None
+        raise TreeError(
+            f"{tree.package / MANIFEST}: unreadable bbpatch manifest ({error}); restore it from a backup"
+        ) from None
 
 
 def _unified_diff(tree: Tree, key: str, old: bytes | None, new: bytes | None) -> str:
@@ -174,7 +182,8 @@ def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None)
         if evidence:
             raise HandPatched(
                 f"{tree.file(FILES[0])}: looks patched by hand with the blog recipe ({'; '.join(evidence)}); "
-                "restore the original (git checkout, or pip install --force-reinstall ultralytics), then run bbpatch apply"
+                "restore the original (git checkout, or pip install --force-reinstall ultralytics), "
+                "then run bbpatch apply"
             )
         return current
     originals = {}
@@ -193,7 +202,8 @@ def _check_replaceable(tree: Tree, key: str, existing: bytes, record: FileRecord
         raise FileConflict(f"{tree.package / key}: exists and is not bbpatch's; move it away, then run bbpatch apply")
     if sha256(existing) != record.patched_sha256:
         raise FileConflict(
-            f"{tree.package / key}: changed since bbpatch installed it; move your version to a new file, then run bbpatch apply"
+            f"{tree.package / key}: changed since bbpatch installed it; "
+            "move your version to a new file, then run bbpatch apply"
         )
 
 
@@ -233,7 +243,9 @@ def apply(path=None, dry_run: bool = False) -> Report:
     if dry_run:
         report, writes = plan_apply(tree)
         report.diff = "".join(
-            _unified_diff(tree, tree.key(p), _read(p), data) for p, data in writes.items() if not p.name.endswith(".json")
+            _unified_diff(tree, tree.key(p), _read(p), data)
+            for p, data in writes.items()
+            if not p.name.endswith(".json")
         )
         return report
     with locked(tree.package / LOCK):
@@ -274,7 +286,8 @@ def revert(path=None, force: bool = False) -> Report:
             evidence = hand_patch_evidence(current)
             if evidence:
                 raise HandPatched(
-                    f"{tree.file(FILES[0])}: patched by hand, not by bbpatch ({'; '.join(evidence)}); nothing of bbpatch's "
+                    f"{tree.file(FILES[0])}: patched by hand, not by bbpatch ({'; '.join(evidence)}); "
+                    "nothing of bbpatch's "
                     "to revert: restore it with git checkout or pip install --force-reinstall ultralytics"
                 )
             return Report(tree, "clean", notes=["not patched: nothing to revert"])
@@ -307,7 +320,9 @@ def status(path=None) -> Report:
         return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=evidence)
     report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch)
     if manifest.ultralytics != tree.version:
-        report.problems.append(f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply")
+        report.problems.append(
+            f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply"
+        )
     for key, record in manifest.files.items():
         data = _read(tree.package / key)
         if sha256(data) == record.patched_sha256:

@@ -67,12 +67,19 @@ def apply(path, dry_run):
         return
     applied = [name for name, state in report.edits.items() if state == "applied"]
     skipped = [name for name, state in report.edits.items() if state == "n/a"]
-    click.echo(f"{report.state}: {len(applied)} edits applied" + (f" ({', '.join(skipped)} not needed here)" if skipped else ""))
+    click.echo(
+        f"{report.state}: {len(applied)} edits applied"
+        + (f" ({', '.join(skipped)} not needed here)" if skipped else "")
+    )
 
 
 @main.command()
 @PATH
-@click.option("--force", is_flag=True, help="Restore originals even where bbpatch's inserted code was edited (your version is saved beside it).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore originals even where bbpatch's inserted code was edited (your version is saved beside it).",
+)
 def revert(path, force):
     """Give back exactly the tree you had before apply."""
     report = run(api.revert, path, force=force)
@@ -100,7 +107,10 @@ def _register_optional_commands():
     import importlib
     import importlib.util
 
-    for module_name, names in (("bbpatch.cli_models", ("yaml_command", "list_command")), ("bbpatch.cli_verify", ("verify_command", "bench_command"))):
+    for module_name, names in (
+        ("bbpatch.cli_models", ("yaml_command", "list_command")),
+        ("bbpatch.cli_verify", ("verify_command", "bench_command")),
+    ):
         if importlib.util.find_spec(module_name) is None:
             continue
         module = importlib.import_module(module_name)

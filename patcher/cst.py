@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Iterator
 
 import libcst as cst
+
 import bbpatch.matchers as m
 
 PLACEHOLDER = "ORIGINAL"  # in a wrapping template, stands for the statement being wrapped

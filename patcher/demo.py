@@ -28,7 +28,8 @@ for name in sys.argv[1:]:
     cls = RTDETRDetectionModel if name.startswith("rtdetr") else DetectionModel
     model = cls(name, verbose=False)
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"name": name, "params": params, "gflops": get_flops(model, 640), "strides": model.stride.int().tolist()}), flush=True)
+    strides = model.stride.int().tolist()
+    print(json.dumps({"name": name, "params": params, "gflops": get_flops(model, 640), "strides": strides}), flush=True)
 """
 
 
@@ -43,7 +44,9 @@ def default_models(all_models: bool) -> list[str]:
     names = sorted(p.name for p in package_dir("bbpatch.yamls").glob("*.yaml"))
     if not all_models:
         names = [n for n in names if n.startswith(("yolov8-", "rtdetr-")) and "-seg" not in n and "-pose" not in n]
-    return [n.replace("yolov8-", "yolov8n-").replace("yolo11-", "yolo11n-").replace("yolov5-", "yolov5nu-") for n in names]
+    return [
+        n.replace("yolov8-", "yolov8n-").replace("yolo11-", "yolo11n-").replace("yolov5-", "yolov5nu-") for n in names
+    ]
 
 
 def main(argv=None):
@@ -60,7 +63,9 @@ def main(argv=None):
     print(f"tree: {report.tree}\napplied: {sum(s == 'applied' for s in report.edits.values())} edits\n")
     env = {**os.environ, "PYTHONPATH": str(root), "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
     print(f"{'model':<34}{'params':>12}{'GFLOPs':>9}  strides")
-    with subprocess.Popen([sys.executable, "-c", BUILD, *default_models(args.all)], cwd=root, env=env, stdout=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(
+        [sys.executable, "-c", BUILD, *default_models(args.all)], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+    ) as process:
         for line in process.stdout:
             row = json.loads(line)
             print(f"{row['name']:<34}{row['params']:>12,}{row['gflops']:>9.2f}  {row['strides']}", flush=True)

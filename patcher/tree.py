@@ -38,7 +38,9 @@ class Tree:
     def yaml_dir(self) -> str:
         """Where model YAMLs go: releases whose check_yaml searches only cfg/ get them under cfg/models/."""
         checks = self.package / "utils" / "checks.py"
-        searches_cfg_only = checks.exists() and re.search(r"""ROOT\s*/\s*['"]cfg['"]\s*/\s*['"]\*\*['"]""", checks.read_text("utf-8"))
+        searches_cfg_only = checks.exists() and re.search(
+            r"""ROOT\s*/\s*['"]cfg['"]\s*/\s*['"]\*\*['"]""", checks.read_text("utf-8")
+        )
         return "cfg/models/Addmodules" if searches_cfg_only else f"{ADDMODULES}/yamls"
 
     def __str__(self) -> str:
@@ -63,7 +65,9 @@ def find_tree(path: str | Path | None = None) -> Tree:
     if path is not None:
         package = _package_dir(Path(path))
         if package is None:
-            raise TreeError(f"{path}: no ultralytics package here (expected {path}/ultralytics/{TASKS} or {path}/{TASKS})")
+            raise TreeError(
+                f"{path}: no ultralytics package here (expected {path}/ultralytics/{TASKS} or {path}/{TASKS})"
+            )
     else:
         package = _package_dir(Path("ultralytics")) or _installed_package()
         if package is None:

@@ -37,7 +37,17 @@ def release_package(version: str) -> Path:
         wheel = next(wheels.glob(f"ultralytics-{version}-*.whl"), None) if wheels.exists() else None
         if wheel is None:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"ultralytics=={version}", "-d", str(wheels)],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    f"ultralytics=={version}",
+                    "-d",
+                    str(wheels),
+                ],
                 check=True,
             )
             wheel = next(wheels.glob(f"ultralytics-{version}-*.whl"))

@@ -21,13 +21,19 @@ def run_py(root: Path, code: str, env: dict | None = None, timeout: int = 600) -
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=root, env=tree_env(root, env), capture_output=True, text=True, timeout=timeout
     )
-    assert result.returncode == 0, f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    )
     return result.stdout
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bbpatch", *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
+        [sys.executable, "-m", "bbpatch", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
     )
 
 

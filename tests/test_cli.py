@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 from helpers import run_cli, tree_bytes
 
@@ -58,7 +57,9 @@ def test_unsupported_layout_names_file_and_function(fresh_tree):
     before = tree_bytes(fresh_tree)
     result = run_cli("apply", str(fresh_tree))
     assert result.returncode == 2
-    assert "nn/tasks.py: parse_model has no final 'else: c2 = ch[f]' branch; this layout is not supported" in result.stderr
+    assert (
+        "nn/tasks.py: parse_model has no final 'else: c2 = ch[f]' branch; this layout is not supported" in result.stderr
+    )
     assert tree_bytes(fresh_tree) == before
 
 

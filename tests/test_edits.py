@@ -10,6 +10,7 @@ import pytest
 
 from bbpatch.edits import EDITS, AnchorMissing
 from bbpatch.edits.base import TASKS, TORCH_UTILS
+
 from conftest import release_package
 
 RELEASES = ("8.0.200", "8.4.190")
@@ -31,7 +32,9 @@ def test_edit_applies_alone_and_reverts_exactly(edit, sources):
     version, modules = sources
     original = modules[edit.file]
     patched = edit.apply(original)
-    expected = "n/a" if (edit.name, version) in {("safe_load", "8.0.200"), ("flops_full_size", "8.4.190")} else "applied"
+    expected = (
+        "n/a" if (edit.name, version) in {("safe_load", "8.0.200"), ("flops_full_size", "8.4.190")} else "applied"
+    )
     assert edit.status(patched) == expected
     if expected == "applied":
         assert patched.code != original.code
@@ -101,11 +104,18 @@ def test_forward_outputs_wraps_every_y_loop():
     edit = next(e for e in EDITS if e.name == "forward_outputs")
     original = source("8.4.190", TASKS)
     patched = edit.apply(cst.parse_module(original)).code
-    assert patched.count("bbpatch_save_backbone_outputs") == original.count("y.append(x if m.i in self.save else None)") == 4
+    assert (
+        patched.count("bbpatch_save_backbone_outputs")
+        == original.count("y.append(x if m.i in self.save else None)")
+        == 4
+    )
 
 
 def test_missing_anchor_names_file_function_and_expectation():
     text = source("8.4.190", TASKS).replace("        else:\n            c2 = ch[f]\n", "")
     edit = next(e for e in EDITS if e.name == "backbone_branch")
-    with pytest.raises(AnchorMissing, match=r"nn/tasks.py: parse_model has no final 'else: c2 = ch\[f\]' branch; this layout is not supported"):
+    with pytest.raises(
+        AnchorMissing,
+        match=r"nn/tasks.py: parse_model has no final 'else: c2 = ch\[f\]' branch; this layout is not supported",
+    ):
         edit.apply(cst.parse_module(text))

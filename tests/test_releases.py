@@ -8,10 +8,23 @@ import py_compile
 import pytest
 
 from bbpatch import api
+
 from conftest import copy_package, release_package
 from helpers import run_py, tree_bytes
 
-RELEASES = ("8.0.200", "8.0.238", "8.1.0", "8.1.47", "8.2.103", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.100", "8.4.190")
+RELEASES = (
+    "8.0.200",
+    "8.0.238",
+    "8.1.0",
+    "8.1.47",
+    "8.2.103",
+    "8.3.0",
+    "8.3.100",
+    "8.3.253",
+    "8.4.0",
+    "8.4.100",
+    "8.4.190",
+)
 IMPORTABLE = ("8.0.200", "8.1.47", "8.2.103", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.100", "8.4.190")
 
 

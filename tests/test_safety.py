@@ -11,7 +11,8 @@ import pytest
 
 from bbpatch import api, transaction
 from bbpatch.tree import LOCK, MANIFEST, TreeError
-from helpers import run_cli, tree_bytes
+
+from helpers import tree_bytes
 
 TASKS = "ultralytics/nn/tasks.py"
 
@@ -68,8 +69,10 @@ def test_user_edit_in_patched_file_survives_revert(fresh_tree):
 def test_edited_bbpatch_code_is_refused_then_forced_with_backup(fresh_tree):
     api.apply(fresh_tree)
     tasks = fresh_tree / TASKS
-    edited = tasks.read_text().replace("bbpatch_save_backbone_outputs(x, y, self.save)", "bbpatch_save_backbone_outputs(x, y, self.save)  # mine", 1)
-    edited = edited.replace("if getattr(m, \"backbone\", False):", "if getattr(m, 'backbone', None):", 1)
+    edited = tasks.read_text().replace(
+        "bbpatch_save_backbone_outputs(x, y, self.save)", "bbpatch_save_backbone_outputs(x, y, self.save)  # mine", 1
+    )
+    edited = edited.replace('if getattr(m, "backbone", False):', "if getattr(m, 'backbone', None):", 1)
     tasks.write_text(edited)
     with pytest.raises(api.RevertRefused, match="nn/tasks.py: bbpatch's inserted code was edited"):
         api.revert(fresh_tree)
@@ -125,7 +128,9 @@ def test_hand_patched_tree_is_recognised_and_refused(fresh_tree):
     tasks = fresh_tree / TASKS
     text = tasks.read_text()
     anchor = "from ultralytics.utils import"
-    tasks.write_text(text.replace(anchor, RECIPE_IMPORT + anchor, 1).replace("ch.append(c2)", "ch.append(c2)  # width_list", 1))
+    tasks.write_text(
+        text.replace(anchor, RECIPE_IMPORT + anchor, 1).replace("ch.append(c2)", "ch.append(c2)  # width_list", 1)
+    )
     before = tree_bytes(fresh_tree)
     assert api.status(fresh_tree).state == "hand-patched"
     with pytest.raises(api.HandPatched, match="looks patched by hand with the blog recipe"):

@@ -68,7 +68,12 @@ def stock_model_ratios(clean: Path, patched: Path, rounds: int, iterations: int)
     for _ in range(rounds):  # interleaved, so drift in machine load hits both sides alike
         for name, root in (("clean", clean), ("patched", patched)):
             out = subprocess.run(
-                [sys.executable, "-c", STOCK_TIMING, str(iterations)], cwd=root, env=_env(root), check=True, capture_output=True, text=True
+                [sys.executable, "-c", STOCK_TIMING, str(iterations)],
+                cwd=root,
+                env=_env(root),
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             samples[name].append(json.loads(out.strip().splitlines()[-1]))
 
@@ -102,7 +107,12 @@ def main(argv=None):
         figures = engine_ratios(clean, args.rounds)
         api.apply(patched)
         figures.update(stock_model_ratios(clean, patched, args.rounds, args.iterations))
-    targets = {"apply/floor": 1.5, "revert/apply": 0.5, "yolov8n forward patched/unpatched": 1.01, "yolov8n build patched/unpatched": 1.05}
+    targets = {
+        "apply/floor": 1.5,
+        "revert/apply": 0.5,
+        "yolov8n forward patched/unpatched": 1.01,
+        "yolov8n build patched/unpatched": 1.05,
+    }
     print(f"engine benchmarks (ultralytics at {package}, bbpatch modules at {package_dir('bbpatch.modules')})")
     for name, value in figures.items():
         target = targets.get(name)

@@ -1,7 +1,6 @@
 """5a. The backbone instance built in its branch becomes the layer (``m_ = m``), marked ``backbone``."""
 
 import bbpatch.matchers as m
-
 from bbpatch.edits.base import TASKS, WrapStatement, assign_to, layer_loop
 
 EDIT = WrapStatement(

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
 import libcst as cst
-import bbpatch.matchers as m
 
+import bbpatch.matchers as m
 from bbpatch.cst import (
     code,
     find_function,
@@ -27,6 +27,7 @@ from bbpatch.cst import (
 
 TASKS = "nn/tasks.py"
 TORCH_UTILS = "utils/torch_utils.py"
+
 
 class Block(NamedTuple):
     fn: cst.FunctionDef | None  # None: module level
@@ -268,9 +269,12 @@ def single_statement(matcher: m.BaseMatcherNode) -> m.SimpleStatementLine:
     return m.SimpleStatementLine(body=[matcher])
 
 
-def assign_to(name: str, value=m.DoNotCare()) -> m.SimpleStatementLine:
+ANY = m.DoNotCare()
+
+
+def assign_to(name: str, value=ANY) -> m.SimpleStatementLine:
     return single_statement(m.Assign(targets=[m.AssignTarget(m.Name(name))], value=value))
 
 
-def call_statement(obj: str, method: str, args=m.DoNotCare()) -> m.SimpleStatementLine:
+def call_statement(obj: str, method: str, args=ANY) -> m.SimpleStatementLine:
     return single_statement(m.Expr(m.Call(func=m.Attribute(value=m.Name(obj), attr=m.Name(method)), args=args)))

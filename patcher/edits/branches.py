@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import bbpatch.matchers as m
 
+import bbpatch.matchers as m
 from bbpatch.cst import code, template_statement
 from bbpatch.edits.base import Edit, assign_to, replace_statement
 

@@ -1,7 +1,6 @@
 """6. ``ch`` takes a backbone's channel list, padded with a leading 0 to 5 slots."""
 
 import bbpatch.matchers as m
-
 from bbpatch.edits.base import TASKS, WrapStatement, call_statement, layer_loop
 
 EDIT = WrapStatement(

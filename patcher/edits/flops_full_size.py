@@ -6,12 +6,19 @@ stride-aware on a full-size image and needs nothing: there the block lacks the s
 """
 
 import bbpatch.matchers as m
-
 from bbpatch.edits.base import TORCH_UTILS, InsertStatement, assign_to, blocks_in
 
-PROBE_STRIDE = assign_to("stride", m.IfExp(body=m.Call(func=m.Name("max"), args=[m.Arg(m.Call(func=m.Name("int"))), m.ZeroOrMore()])))
+PROBE_STRIDE = assign_to(
+    "stride", m.IfExp(body=m.Call(func=m.Name("max"), args=[m.Arg(m.Call(func=m.Name("int"))), m.ZeroOrMore()]))
+)
 STRIDE_SIZED_IMAGE = assign_to(
-    "im", m.Call(args=[m.Arg(m.Tuple(elements=[m.ZeroOrMore(), m.Element(m.Name("stride")), m.Element(m.Name("stride"))])), m.ZeroOrMore()])
+    "im",
+    m.Call(
+        args=[
+            m.Arg(m.Tuple(elements=[m.ZeroOrMore(), m.Element(m.Name("stride")), m.Element(m.Name("stride"))])),
+            m.ZeroOrMore(),
+        ]
+    ),
 )
 
 

@@ -1,8 +1,8 @@
 """7. Every forward loop spreads a backbone's feature list over layer slots 0..4 of ``y``."""
 
 import libcst as cst
-import bbpatch.matchers as m
 
+import bbpatch.matchers as m
 from bbpatch.cst import functions
 from bbpatch.edits.base import TASKS, WrapStatement, blocks_of, call_statement
 

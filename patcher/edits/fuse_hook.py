@@ -1,7 +1,6 @@
 """10. BaseModel.fuse() first reparameterizes bbpatch modules that offer it (MobileOne)."""
 
 import bbpatch.matchers as m
-
 from bbpatch.edits.base import TASKS, InsertStatement, blocks_in
 
 FUSION_LOOP = m.For(

@@ -1,11 +1,12 @@
 """1. tasks.py imports the Addmodules package, so parse_model's name lookup finds backbones and blocks."""
 
 import bbpatch.matchers as m
-
 from bbpatch.edits.base import TASKS, InsertStatement, module_level, single_statement
 
 MODULES_IMPORT = single_statement(
-    m.ImportFrom(module=m.Attribute(value=m.Attribute(value=m.Name("ultralytics"), attr=m.Name("nn")), attr=m.Name("modules")))
+    m.ImportFrom(
+        module=m.Attribute(value=m.Attribute(value=m.Name("ultralytics"), attr=m.Name("nn")), attr=m.Name("modules"))
+    )
 )
 
 EDIT = InsertStatement(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import bbpatch.matchers as m
 
+import bbpatch.matchers as m
 from bbpatch.cst import code, template_expression
 from bbpatch.edits.base import TASKS, Edit, layer_loop, replace_inside, single_statement
 

@@ -1,7 +1,6 @@
 """5b. A backbone layer keeps its YAML name as its type instead of ``str(m)`` of an instance."""
 
 import bbpatch.matchers as m
-
 from bbpatch.edits.base import TASKS, WrapStatement, assign_to, layer_loop
 
 EDIT = WrapStatement(

@@ -5,10 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import bbpatch.matchers as m
 
+import bbpatch.matchers as m
 from bbpatch.cst import functions, template_expression
-from bbpatch.edits.base import TASKS, AnchorMissing, Edit, InsertStatement, function_body, replace_inside, single_statement
+from bbpatch.edits.base import (
+    TASKS,
+    AnchorMissing,
+    Edit,
+    InsertStatement,
+    function_body,
+    replace_inside,
+    single_statement,
+)
 
 ADDMODULES = "ultralytics.nn.Addmodules"
 
@@ -22,7 +30,8 @@ def allowed_parent_sets(block) -> list[cst.Set]:
     return [
         node
         for node in m.findall(block.node, m.Set())
-        if {"torch.nn.modules", "ultralytics.nn.modules"} <= _strings(node) and "ultralytics.nn.tasks" not in _strings(node)
+        if {"torch.nn.modules", "ultralytics.nn.modules"} <= _strings(node)
+        and "ultralytics.nn.tasks" not in _strings(node)
     ]
 
 
@@ -72,7 +81,11 @@ class AllowAddmodules(Edit):
     def revert_at(self, module, block, node):
         if not isinstance(node, cst.Set):
             return SCAN_ADDMODULES.revert_at(module, block, node)
-        kept = [e for e in node.elements if not (isinstance(e.value, cst.SimpleString) and e.value.evaluated_value == ADDMODULES)]
+        kept = [
+            e
+            for e in node.elements
+            if not (isinstance(e.value, cst.SimpleString) and e.value.evaluated_value == ADDMODULES)
+        ]
         kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return replace_inside(module, block, node, node.with_changes(elements=kept))
 
@@ -83,6 +96,6 @@ EDIT = AllowAddmodules(
     summary="_SafeLoad accepts nn.Module classes from ultralytics.nn.Addmodules",
     scope=function_body("_SafeLoad", "loading"),
     where="_SafeLoad",
-    expected="allow-list to extend ('_scan(ul_tasks)' in _build or {'torch.nn.modules', 'ultralytics.nn.modules'} in loading)",
+    expected="allow-list to extend ('_scan(ul_tasks)' in _build, or the package set in loading)",
     optional=True,  # releases before 8.4.100 have no restricted loading
 )

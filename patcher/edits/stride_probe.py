@@ -1,7 +1,6 @@
 """8. DetectionModel's stride probe grows from 256 only when a backbone asks for more."""
 
 import bbpatch.matchers as m
-
 from bbpatch.edits.base import TASKS, InsertStatement, assign_to, blocks_in
 
 EDIT = InsertStatement(
