@@ -70,7 +70,8 @@ class RebuildOnLoad:
             "reparameterized": is_reparameterized(self),
             "tensors": self.state_dict(),
             "attributes": plain_attributes(self),
-            "no_grad": [name for name, p in self.named_parameters() if not p.requires_grad],  # EMA copies, frozen layers
+            # parameters without gradients: EMA copies, frozen layers
+            "no_grad": [name for name, p in self.named_parameters() if not p.requires_grad],
         }
 
     def __setstate__(self, state):
@@ -84,4 +85,3 @@ class RebuildOnLoad:
             vars(self.get_submodule(name)).update(attributes)
         for name in state["no_grad"]:
             self.get_parameter(name).requires_grad_(False)
-

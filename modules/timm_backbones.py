@@ -64,10 +64,14 @@ def level_indices(model_name, reductions, out_levels):
     """Indices of timm's feature maps for the requested pyramid levels (the deepest map of each stride)."""
     out_levels = tuple(out_levels)
     if not out_levels or out_levels != PYRAMID_LEVELS[-len(out_levels) :]:
-        raise ValueError(f"out_levels must be a suffix of {PYRAMID_LEVELS} (P3, P4, P5 are layers 2, 3, 4), got {out_levels}")
+        raise ValueError(
+            f"out_levels must be a suffix of {PYRAMID_LEVELS} (P3, P4, P5 are layers 2, 3, 4), got {out_levels}"
+        )
     missing = [level for level in out_levels if 2**level not in reductions]
     if missing:
-        raise ValueError(f"timm model {model_name!r} has no map at stride {2 ** missing[0]}; its strides are {reductions}")
+        raise ValueError(
+            f"timm model {model_name!r} has no map at stride {2 ** missing[0]}; its strides are {reductions}"
+        )
     return [len(reductions) - 1 - reductions[::-1].index(2**level) for level in out_levels]
 
 
@@ -102,7 +106,7 @@ def named_backbone(name, timm_name, family):
         __init__=__init__,
         __module__=__name__,
         __qualname__=name,
-        __doc__=f"timm's {timm_name} ({family} family) as a whole backbone; args: [pretrained, out_levels, frozen_stages].",
+        __doc__=f"timm's {timm_name} ({family}) as a whole backbone; YAML args [pretrained, out_levels, frozen_stages]",
         timm_name=timm_name,
         family=family,
         min_input_size=MIN_INPUT_SIZE,

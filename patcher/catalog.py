@@ -24,7 +24,9 @@ def package_dir(package):
 
 
 def _load_table():
-    spec = importlib.util.spec_from_file_location("bbpatch._catalog_table", package_dir("bbpatch.modules") / "_catalog.py")
+    spec = importlib.util.spec_from_file_location(
+        "bbpatch._catalog_table", package_dir("bbpatch.modules") / "_catalog.py"
+    )
     table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table)
     return table

@@ -13,7 +13,9 @@ def pretrained_arg(value):
 
 
 @click.command("yaml")
-@click.option("--base", required=True, help="Stock ultralytics model YAML (yolo11n-seg.yaml, rtdetr-l.yaml...) or a YAML path.")
+@click.option(
+    "--base", required=True, help="Stock ultralytics model YAML (yolo11n-seg.yaml, rtdetr-l.yaml...) or a YAML path."
+)
 @click.option("--backbone", required=True, help="A name from `bbpatch list`, or timm:<model> for any other timm model.")
 @click.option("--pretrained", default=None, help="'true' for timm's hub weights, or the path of a local checkpoint.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")

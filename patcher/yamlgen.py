@@ -102,7 +102,9 @@ def swap_backbone(model, new_backbone):
             return old_index + shift
         stride = old_strides[old_index]
         if stride not in new_index_of:
-            raise ValueError(f"the model reads backbone layer {old_index} at stride {stride}; the new backbone has no such map")
+            raise ValueError(
+                f"the model reads backbone layer {old_index} at stride {stride}; the new backbone has no such map"
+            )
         return new_index_of[stride]
 
     def renumber(position, f):
@@ -202,7 +204,10 @@ def shipped_yamls():
             entry = catalog.BACKBONES[name]
             model = swap_backbone(template, [whole_backbone_layer(name)])
             channels = ", ".join(map(str, entry.channels))
-            header = [f"{title} with {name} (timm {entry.timm_name}, channels {channels})", *usage_lines(f"{head}-{family}")]
+            header = [
+                f"{title} with {name} (timm {entry.timm_name}, channels {channels})",
+                *usage_lines(f"{head}-{family}"),
+            ]
             add(f"{head}-{family}.yaml", dump(model, header))
     for system, (head, blocks) in BLOCK_SYSTEMS.items():
         template, title = read_template("heads", head)

@@ -1,9 +1,8 @@
 """Whole backbones of bbpatch.modules against timm itself: names, channels, parameters, shapes, options."""
 
+import pytest
 import timm
 import torch
-
-import pytest
 
 from bbpatch import catalog
 from bbpatch.modules import timm_backbones

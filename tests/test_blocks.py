@@ -1,10 +1,9 @@
 """Block modules for layer-by-layer YAMLs, and reparameterization of everything MobileOne."""
 
+import pytest
 import torch
 from torch import nn
 from ultralytics.nn.modules import Conv
-
-import pytest
 
 from bbpatch.modules import MobileNet_Block, MobileOne, MobileOneS0, bbpatch_reparameterize, conv_bn_hswish
 from bbpatch.modules.mobilenet_blocks import SqueezeExcite

@@ -77,7 +77,9 @@ def test_deepcopy_keeps_the_reparameterized_form():
 def test_mobileone_block_checkpoint_names_no_timm_class():
     block = MobileOne(16, 32, 2, 4, 2).eval()
     buffer = saved(block)
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(buffer) == ["bbpatch.modules.mobileone_blocks.MobileOne"]
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(buffer) == [
+        "bbpatch.modules.mobileone_blocks.MobileOne"
+    ]
     buffer.seek(0)
     loaded = load_weights_only(buffer, MobileOne)
     x = torch.randn(1, 16, 32, 32)
@@ -91,7 +93,9 @@ def test_any_reparameterized_timm_backbone_round_trips_with_weights_only():
     backbone.reparameterize()
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(before, outputs(backbone)))
     buffer = saved(backbone)
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(buffer) == ["bbpatch.modules.timm_backbones.TimmBackbone"]
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(buffer) == [
+        "bbpatch.modules.timm_backbones.TimmBackbone"
+    ]
     buffer.seek(0)
     loaded = load_weights_only(buffer, TimmBackbone)
     assert all(torch.equal(a, b) for a, b in zip(outputs(backbone), outputs(loaded)))

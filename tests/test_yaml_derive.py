@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bbpatch import catalog, yamlgen
 from bbpatch.cli_models import list_command, yaml_command
+
 from helpers import run_py
 
 # base -> the closing layers of its backbone that stay, right after the new backbone
@@ -89,7 +90,9 @@ def test_list_command_shows_names_sources_channels_and_parameters():
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line for line in result.output.splitlines()[1:-2]}
     assert set(rows) == {n for n, e in catalog.BACKBONES.items() if e.family == "mobilenetv4"}
-    assert "mobilenetv4_conv_small" in rows["MobileNetV4ConvSmall"] and "32, 64, 96, 960" in rows["MobileNetV4ConvSmall"]
+    assert (
+        "mobilenetv4_conv_small" in rows["MobileNetV4ConvSmall"] and "32, 64, 96, 960" in rows["MobileNetV4ConvSmall"]
+    )
     assert rows["MobileNetV4ConvSmall"].rstrip().endswith("1.26M")  # timm features_only: 1,261,664
     assert CliRunner().invoke(list_command, ["--family", "nope"]).exit_code == 1
 

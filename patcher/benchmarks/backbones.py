@@ -28,7 +28,9 @@ DetectionModel("yolov8n.yaml", verbose=False)  # warm-up: first-use costs belong
 times = {}
 for _ in range(int(sys.argv[1])):
     for name in ("yolov8n-mobilenetv4.yaml", "yolov8n.yaml"):
-        t = time.perf_counter(); DetectionModel(name, verbose=False); times.setdefault(name, []).append(time.perf_counter() - t)
+        t = time.perf_counter()
+        DetectionModel(name, verbose=False)
+        times.setdefault(name, []).append(time.perf_counter() - t)
 print(json.dumps(times))
 """
 
@@ -52,7 +54,12 @@ print(json.dumps(times))
 
 def run_in_tree(root: Path, code: str, iterations: int) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", code, str(iterations)], cwd=root, env=tree_env(root), check=True, capture_output=True, text=True
+        [sys.executable, "-c", code, str(iterations)],
+        cwd=root,
+        env=tree_env(root),
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
