@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
 
 from bbpatch import __version__
+from bbpatch.catalog import package_dir
 from bbpatch.edits import EDITS, FILES, AnchorMissing
 from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
 from bbpatch.transaction import commit, locked, prune_empty_dirs
@@ -120,11 +120,6 @@ def hand_patch_evidence(sources: dict[str, bytes]) -> list[str]:
     """Signs of the blog recipe (or of bbpatch edits without a manifest) in an unpatched-looking tree."""
     tasks = sources.get(FILES[0], b"")
     return [reason for mark, reason in HAND_PATCH_MARKS.items() if mark in tasks]
-
-
-def package_dir(name: str) -> Path:
-    """Directory of a bbpatch subpackage, found without importing it (bbpatch.modules imports torch)."""
-    return Path(next(iter(importlib.util.find_spec(name).submodule_search_locations)))
 
 
 def shipped_files(tree: Tree) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from bbpatch import api
-from bbpatch.api import package_dir
+from bbpatch.catalog import package_dir
 
 BUILD = """
 import json, sys

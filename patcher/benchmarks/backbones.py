@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bbpatch.benchmarks.engine import _env as tree_env
+from bbpatch.benchmarks.engine import tree_env
 
 BUILD_TIME = """
 import json, sys, time, torch

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bbpatch.api import package_dir
+from bbpatch.catalog import package_dir
 
 FLOOR = "import sys, libcst\nfor f in sys.argv[1:]:\n    libcst.parse_module(open(f, 'rb').read()).code\n"
 
@@ -70,7 +71,7 @@ def stock_model_ratios(clean: Path, patched: Path, rounds: int, iterations: int)
             out = subprocess.run(
                 [sys.executable, "-c", STOCK_TIMING, str(iterations)],
                 cwd=root,
-                env=_env(root),
+                env=tree_env(root),
                 check=True,
                 capture_output=True,
                 text=True,
@@ -86,9 +87,8 @@ def stock_model_ratios(clean: Path, patched: Path, rounds: int, iterations: int)
     }
 
 
-def _env(root: Path) -> dict:
-    import os
-
+def tree_env(root: Path) -> dict:
+    """Environment for a subprocess that must import the ultralytics tree under ``root``, quietly and offline."""
     return {**os.environ, "PYTHONPATH": str(root), "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
 
 
