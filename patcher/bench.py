@@ -125,7 +125,8 @@ def markdown_table(results: list[Measurement], imgsz: int, threads: int) -> str:
     gpu = any(r.gpu_ms is not None for r in results)
     front = pareto_front(results)
     header = ["model", "params (M)", f"GFLOPs @{imgsz}", "CPU ms", "CPU fused ms", *(["GPU ms"] if gpu else []), "Pareto"]
-    lines = [f"Batch 1, {imgsz}x{imgsz}, median latency, {threads} CPU threads.", "", row(header), row(["---"] * len(header))]
+    load = f", load average {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
+    lines = [f"Batch 1, {imgsz}x{imgsz}, median latency, {threads} CPU threads{load}.", "", row(header), row(["---"] * len(header))]
     for r in sorted(results, key=lambda r: (bool(r.error), r.fused_cpu_ms)):
         if r.error:
             lines.append(row([r.name, f"error: {r.error}", *[""] * (len(header) - 2)]))
@@ -156,6 +157,9 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
     ax.scatter([r.params / 1e6 for r in edge], [r.fused_cpu_ms for r in edge], s=90, facecolors="none", edgecolors="tab:red", lw=1.5, zorder=3, label="Pareto front")
     for r in ok:
         ax.annotate(Path(r.name).stem, (r.params / 1e6, r.fused_cpu_ms), xytext=(4, 3), textcoords="offset points", fontsize=6.5)
+    latencies = [r.fused_cpu_ms for r in ok]
+    if latencies and max(latencies) > 20 * min(latencies):
+        ax.set_yscale("log")  # one slow outlier would squash every other point to the axis
     ax.set_xlabel("parameters (M)")
     ax.set_ylabel(f"fused CPU latency, batch 1, {imgsz}x{imgsz} (ms, median)")
     ax.set_title(f"bbpatch bench: latency vs parameters ({len(ok)} models, {threads} CPU threads)")

@@ -18,11 +18,15 @@ import math
 from pathlib import Path
 from typing import Callable
 
-# Relative to each output channel's largest magnitude, in float32. Folding MobileOne's branches is exact
-# (4e-12 in float64) but costs up to ~3e-3 in float32 on randomly initialized, calibrated weights; a
-# wrong fold is off by O(1).
-FUSE_TOLERANCE = 1e-2
-ONNX_TOLERANCE = 1e-2  # the exporter folds BatchNorm too
+# Relative to each output channel's largest magnitude (at least 1). fuse() is compared in float64, where folding
+# MobileOne's branches is exact to ~4e-12 (in float32 it costs up to 2e-2 on random calibrated weights);
+# releases whose fusion cannot run in float64 are compared in float32 with the looser tolerance.
+FUSE_TOLERANCE = 1e-6
+FUSE_TOLERANCE_FLOAT32 = 5e-2
+# onnxruntime against the exporter's own (fused) PyTorch model, both float32: MobileOne's folded convs
+# carry large weights on random calibrated inputs, and the two runtimes' kernels then differ by up to 5e-3.
+# A broken export is off by O(1).
+ONNX_TOLERANCE = 1e-2
 PARITY_TOLERANCE = 1e-6
 GFLOPS_TOLERANCE = 0.01
 FULL_IMGSZ = 640  # the size ultralytics reports GFLOPs at
@@ -118,14 +122,18 @@ def predictions(out):
 
 
 def channel_scaled(a, b, dim):
-    """Both outputs divided by the largest magnitude of each channel of ``a`` (boxes in pixels, scores in 0..1)."""
+    """Both outputs divided by each channel's largest magnitude in ``a``, or by 1 when that is smaller.
+
+    Boxes and keypoints (pixels) are so compared relatively, scores and normalized boxes (0..1) absolutely:
+    a channel of near-zero scores must not turn float32 noise into a large relative error.
+    """
     others = [d for d in range(a.dim()) if d != dim % a.dim()]
-    scale = a.double().abs().amax(dim=others, keepdim=True) + 1e-6
+    scale = a.double().abs().amax(dim=others, keepdim=True).clamp(min=1.0)
     return a.double() / scale, b.double() / scale
 
 
 def output_error(ctx, expected, got):
-    """Largest difference of two eval outputs, relative to each output channel's own scale.
+    """Largest difference of two eval outputs, relative to each output channel's own scale (see channel_scaled).
 
     YOLO outputs are (batch, channels, anchors); RT-DETR's are (batch, queries, channels), and its top-k
     query selection may order tied queries differently (ONNX Runtime against PyTorch), so each query is
@@ -332,7 +340,8 @@ def export_onnx(model, imgsz, workdir, stem, task="detect"):
     model.pt_path = str(workdir / f"{stem}.pt")  # the exporter writes next to it, never into the tree
     model.task = getattr(model, "task", None) or task  # set by the YOLO/RTDETR wrapper in normal use
     args = dict(format="onnx", imgsz=imgsz, simplify=False, device="cpu", batch=1, verbose=False)
-    return Exporter(overrides=args)(model=model)
+    exporter = Exporter(overrides=args)
+    return exporter(model=model), exporter.model
 
 
 @check("onnx", "sample", needs=("forward_eval",))
@@ -341,8 +350,9 @@ def onnx_export(ctx):
         raise Skipped(ONNX_MISSING)
     import onnxruntime
 
-    model, x, expected = ctx.state["model"], ctx.state["input"], ctx.state["predictions"]
-    path = export_onnx(model, ctx.imgsz, ctx.workdir, ctx.stem, ctx.inputs.get("task", "detect"))
+    x = ctx.state["input"]
+    path, exported = export_onnx(ctx.state["model"], ctx.imgsz, ctx.workdir, ctx.stem, ctx.inputs.get("task", "detect"))
+    expected = eval_predictions(exported, x)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     import torch
@@ -370,16 +380,28 @@ def reparameterizable_blocks(model):
 
 @check("fuse", "model", needs=("forward_eval",))
 def fuse(ctx):
-    model, x, before = ctx.state["model"], ctx.state["input"], ctx.state["predictions"]
+    model = ctx.state["model"]
     blocks = reparameterizable_blocks(model)
-    model.fuse(verbose=False)
-    after = eval_predictions(model, x)
-    error = output_error(ctx, before, after)
-    assert error <= FUSE_TOLERANCE, f"fused outputs differ by {error:.2e} (tolerance {FUSE_TOLERANCE})"
+    error, tolerance = fused_output_error(ctx, model)
+    assert error <= tolerance, f"fused outputs differ by {error:.2e} (tolerance {tolerance})"
     unfolded = [type(m).__name__ for m, n in blocks.items() if sum(p.numel() for p in m.parameters()) >= n]
     assert not unfolded, f"fuse() left {len(unfolded)} reparameterizable blocks unfolded ({unfolded[0]} ...)"
     folded = f", {len(blocks)} blocks reparameterized" if blocks else ""
     return f"outputs equal (relative error {error:.1e}){folded}"
+
+
+def fused_output_error(ctx, model):
+    """Fuse ``model`` and compare its outputs before and after, in float64 where the release allows it."""
+    x = ctx.state["input"].double()
+    before = eval_predictions(model.double(), x)
+    model.fuse(verbose=False)
+    try:
+        return output_error(ctx, before, eval_predictions(model, x)), FUSE_TOLERANCE
+    except RuntimeError:  # a release that folds into new float32 layers
+        model.float()
+        return output_error(ctx, ctx.state["predictions"], eval_predictions(model, ctx.state["input"])), FUSE_TOLERANCE_FLOAT32
+    finally:
+        model.float()
 
 
 # ---------------------------------------------------------------- per family

@@ -3,7 +3,9 @@
 Pools: ``main`` (several workers: builds, forwards, training ...), ``load`` and ``safe_load`` (one fresh
 process each, only ever loading checkpoints; the second with ``ULTRALYTICS_SAFE_LOAD=1``) and
 ``unpatched`` (one process on the unpatched copy, for the stock parity reference). A worker that
-cannot import the tree, crashes or runs past the time limit fails its task; nothing hangs.
+cannot import the tree, crashes or runs past the time limit fails its task; nothing hangs. The initial
+workers are forked from one zygote process that imported torch and timm once; replacements are fresh
+interpreters.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -25,40 +28,67 @@ MAX_RESTARTS = 3  # replacement workers after crashes, before a pool gives up
 LOG_TAIL = 1500
 
 
+def runtime_command(workdir: Path, data: Path) -> list:
+    return [sys.executable, "-m", "bbpatch.verify.runtime", "--workdir", str(workdir / "tasks"), "--data", str(data)]
+
+
 class Worker:
-    """One runtime process; its stdout messages go to the shared ``events`` queue."""
+    """One runtime process seen through its two pipes; its messages go to the shared ``events`` queue."""
 
-    def __init__(self, name, pool, tree_root, env, workdir, data, threads, events):
-        self.name, self.pool, self.task, self.started, self.ready = name, pool, None, 0.0, False
+    def __init__(self, name, pool, log, tasks_out, messages_in, events, process=None):
+        self.name, self.pool, self.log, self.process = name, pool, log, process
+        self.task, self.started, self.ready, self.alive, self.pid = None, 0.0, False, True, None
         self.reported: set = set()
-        self.log = workdir / f"{name}.log"
-        command = [sys.executable, "-m", "bbpatch.verify.runtime", "--tree", str(tree_root)]
-        command += ["--workdir", str(workdir / "tasks"), "--data", str(data), "--threads", str(threads)]
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=workdir, env=env, text=True
-            )
-        threading.Thread(target=self.read, args=(events,), daemon=True).start()
+        self.tasks_out = tasks_out
+        threading.Thread(target=self.read, args=(messages_in, events), daemon=True).start()
 
-    def read(self, events):
-        for line in self.process.stdout:
+    @classmethod
+    def spawn(cls, name, pool, tree_root, env, workdir, data, threads, events):
+        """A fresh interpreter of its own (replacement workers, or when there is no zygote)."""
+        log = workdir / f"{name}.log"
+        command = runtime_command(workdir, data) + ["--tree", str(tree_root), "--threads", str(threads)]
+        with open(log, "w") as stderr:
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=workdir, env=env, text=True
+            )
+        return cls(name, pool, log, process.stdin, process.stdout, events, process)
+
+    def read(self, messages_in, events):
+        for line in messages_in:
             if line.strip():
-                events.put((self, json.loads(line)))
-        events.put((self, {"type": "exit", "code": self.process.wait()}))
+                message = json.loads(line)
+                self.pid = message.get("pid", self.pid)
+                events.put((self, message))
+        code = self.process.wait() if self.process else "unknown"
+        self.alive = False
+        events.put((self, {"type": "exit", "code": code}))
 
     def send(self, task: Task):
         self.task, self.started, self.reported = task, time.monotonic(), set()
-        self.process.stdin.write(json.dumps(task.message()) + "\n")
-        self.process.stdin.flush()
+        self.tasks_out.write(json.dumps(task.message()) + "\n")
+        self.tasks_out.flush()
 
     def close(self):
         try:
-            self.process.stdin.close()
+            self.tasks_out.close()
         except OSError:
             pass
 
     def kill(self):
-        self.process.kill()
+        if self.process:
+            self.process.kill()
+        elif self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.alive:
+            self.kill()
 
     def log_tail(self):
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -66,7 +96,39 @@ class Worker:
 
     @property
     def idle(self):
-        return self.ready and self.task is None and self.process.poll() is None
+        return self.ready and self.task is None and self.alive
+
+
+class Zygote:
+    """One interpreter that preloads torch and timm, then forks the initial workers (see runtime.zygote)."""
+
+    def __init__(self, workdir, data, env):
+        self.workdir, self.data, self.env = workdir, data, env
+        self.requests, self.keep = [], []  # fork requests; the orchestrator's ends of every pipe
+
+    def add(self, name, tree_root, env, threads):
+        """Create a worker's pipes now; it is forked once ``start`` runs. Returns the orchestrator's ends."""
+        task_read, task_write = os.pipe()
+        message_read, message_write = os.pipe()
+        log = self.workdir / f"{name}.log"
+        request = {"tree": str(tree_root), "env": env, "threads": threads, "fds": [task_read, message_write], "log": str(log)}
+        self.requests.append(request)
+        self.keep.append((task_read, message_write))
+        return log, os.fdopen(task_write, "w"), os.fdopen(message_read)
+
+    def start(self):
+        fds = [fd for pair in self.keep for fd in pair]
+        command = runtime_command(self.workdir, self.data) + ["--zygote", ",".join(map(str, fds))]
+        with open(self.workdir / "zygote.log", "w") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=log, stderr=log, cwd=self.workdir, env=self.env,
+                pass_fds=fds, text=True,
+            )  # fmt: skip
+        for fd in fds:
+            os.close(fd)  # the zygote and its children hold the workers' ends now
+        process.stdin.write("".join(json.dumps(r) + "\n" for r in self.requests))
+        process.stdin.close()
+        return process
 
 
 class Runner:
@@ -82,6 +144,7 @@ class Runner:
         self.results: list[Result] = []
         self.broken_pools: dict[str, str] = {}
         self.restarts = 0
+        self.zygote = None
 
     # ------------------------------------------------------------ workers
 
@@ -92,21 +155,30 @@ class Runner:
             env["ULTRALYTICS_SAFE_LOAD"] = "1"
         return env
 
+    def threads(self, pool):
+        return max(1, (os.cpu_count() or 1) // self.jobs) if pool == MAIN else 1
+
     def start_worker(self, pool):
-        threads = max(1, (os.cpu_count() or 1) // self.jobs) if pool == MAIN else 1
+        """A replacement worker: a fresh interpreter."""
         name = f"{pool}-{len(self.workers)}"
-        worker = Worker(name, pool, self.trees[pool], self.pool_env(pool), self.workdir, self.data, threads, self.events)
-        self.workers.append(worker)
+        env, threads = self.pool_env(pool), self.threads(pool)
+        self.workers.append(Worker.spawn(name, pool, self.trees[pool], env, self.workdir, self.data, threads, self.events))
 
     def start_workers(self):
+        """Every pool's initial workers, forked from one zygote."""
+        zygote = Zygote(self.workdir, self.data, self.env)
         pools = {t.pool for t in self.pending}
         for pool in sorted(pools):
             count = min(self.jobs, sum(t.pool == pool for t in self.pending)) if pool == MAIN else 1
             for _ in range(count):
-                self.start_worker(pool)
+                name = f"{pool}-{len(self.workers)}"
+                env = {k: v for k, v in self.pool_env(pool).items() if self.env.get(k) != v}
+                log, tasks_out, messages_in = zygote.add(name, self.trees[pool], env, self.threads(pool))
+                self.workers.append(Worker(name, pool, log, tasks_out, messages_in, self.events))
+        self.zygote = zygote.start()
 
     def live_workers(self, pool):
-        return [w for w in self.workers if w.pool == pool and w.process.poll() is None]
+        return [w for w in self.workers if w.pool == pool and w.alive]
 
     # ------------------------------------------------------------ results
 
@@ -207,10 +279,12 @@ class Runner:
             for worker in self.workers:
                 worker.close()
             for worker in self.workers:
+                worker.wait(timeout=10)
+            if self.zygote is not None:
                 try:
-                    worker.process.wait(timeout=10)
+                    self.zygote.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    worker.kill()
+                    self.zygote.kill()
         return self.results
 
 

@@ -1,5 +1,8 @@
 """Worker process for the runtime checks: ``python -m bbpatch.verify.runtime --tree ROOT --workdir DIR --data FILE``.
 
+With ``--zygote FDS`` it instead preloads torch and timm once and forks workers on request, each on its
+own pair of inherited pipes (see ``runner.Zygote``): one slow import instead of one per worker.
+
 Puts the target tree first on ``sys.path``, imports its ultralytics, then reads one task per line (JSON)
 from stdin and answers on stdout with one JSON message per line:
 
@@ -93,17 +96,17 @@ def run_task(task, args, send):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bbpatch.verify.runtime")
-    parser.add_argument("--tree", type=Path, required=True, help="root folder holding the ultralytics package")
+    parser.add_argument("--tree", type=Path, help="root folder holding the ultralytics package")
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="data.yaml of the synthetic dataset")
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--zygote", metavar="FD,FD,...", help="fork workers on request; these inherited fds are their pipes")
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    messages = open_message_stream()
+def serve(args, tasks, messages):
+    """Import the tree, then run tasks read from ``tasks`` until it closes."""
 
     def send(message):
         messages.write(json.dumps(message) + "\n")
@@ -116,11 +119,71 @@ def main(argv=None):
     except BaseException as e:
         send({"type": "fatal", "error": error_text(e, args.tree), "traceback": traceback.format_exc()})
         return 3
-    send({"type": "ready", "ultralytics": version, "file": location})
-    for line in sys.stdin:
+    send({"type": "ready", "ultralytics": version, "file": location, "pid": os.getpid()})
+    for line in tasks:
         if line.strip():
             run_task(json.loads(line), args, send)
     return 0
+
+
+# Imported once by the zygote and shared by every forked worker: the slow, tree-independent part of start-up
+# (timm pulls in torchvision and torch._dynamo). ultralytics itself is imported after the fork, from the
+# worker's own tree and with its own environment (ULTRALYTICS_SAFE_LOAD is read at import).
+PRELOAD = ("torch", "torchvision", "timm", "cv2", "numpy", "yaml", "PIL.Image")
+
+
+def preload():
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    assert "ultralytics" not in sys.modules, "a preloaded module imported ultralytics"
+
+
+def zygote(args):
+    """Preload, then fork one worker per request line: {"tree", "env", "threads", "fds": [read, write], "log"}."""
+    preload()
+    pipes = {int(fd) for fd in args.zygote.split(",") if fd}  # still open here: every worker's not yet forked
+    children = []
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(forked_worker(args, request, pipes))
+        children.append(pid)
+        for fd in request["fds"]:
+            os.close(fd)  # the child holds them now; the orchestrator sees EOF when the child exits
+            pipes.discard(fd)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return 0
+
+
+def forked_worker(args, request, pipes):
+    read_fd, write_fd = request["fds"]
+    for fd in pipes - {read_fd, write_fd}:
+        os.close(fd)  # other workers' pipes: holding them would hide those workers' exits
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdin.close()
+    os.environ.update(request["env"])
+    worker_args = argparse.Namespace(**{**vars(args), "tree": Path(request["tree"]), "threads": request["threads"]})
+    try:
+        return serve(worker_args, os.fdopen(read_fd), os.fdopen(write_fd, "w", buffering=1))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.zygote is not None:
+        return zygote(args)
+    return serve(args, sys.stdin, open_message_stream())
 
 
 if __name__ == "__main__":
