@@ -65,7 +65,8 @@ class Progress:
 @click.option("--junit", type=click.Path(dir_okay=False), help="Also write the results as JUnit XML to this file.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 32), help="Worker processes for the runtime checks (default: CPUs, at most 4).")
 @click.option("--keep", type=click.Path(file_okay=False), help="Run in this folder and keep it (worker logs, checkpoints, ONNX files).")
-def verify_command(path, yamls, fast, as_json, junit, jobs, keep):
+@click.option("--no-cache", is_flag=True, help="With --fast: rebuild every YAML, even those unchanged since they last built.")
+def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache):
     """Check that a patched tree still works: edits, files, and every YAML built, run, trained, saved, loaded, fused, exported.
 
     Exit 0: all passed; 1: a check failed (each failure names the YAML, the check and the error);
@@ -76,7 +77,7 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep):
     progress = Progress()
     try:
         outcome = verify(
-            path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep,
+            path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache,
             on_start=progress.start, on_result=progress.advance,
         )  # fmt: skip
     except (NotPatched, UnknownYaml, TreeError) as error:

@@ -18,7 +18,7 @@ SMALL_YAMLS = ("yolov8-mobilenetv4", "yolov5-mobilenetv3-small")
 
 
 def verify(root, *args, cwd=None):
-    return run_cli("verify", str(root), *args, cwd=cwd)
+    return run_cli("verify", str(root), *args, "--no-cache", cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +138,25 @@ def test_an_unknown_yaml_name_is_a_usage_error(patched_tree):
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["exit_code"] == 2
     assert "no-such-model" in proc.stderr
+
+
+def test_fast_remembers_builds_until_the_tree_or_the_yaml_changes(fresh_tree, tmp_path):
+    api.apply(fresh_tree)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    shipped = fresh_tree / "ultralytics" / "nn" / "Addmodules" / "yamls" / f"{SMALL_YAMLS[1]}.yaml"
+    mine = tmp_path / "my-model.yaml"
+    mine.write_text(shipped.read_text())
+
+    def builds():
+        proc = run_cli("verify", str(fresh_tree), "--fast", "--yaml", SMALL_YAMLS[0], "--yaml", str(mine), "--json", env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return {r["subject"]: r["detail"] for r in json.loads(proc.stdout)["results"] if r["check"] == "build"}
+
+    assert not any("cached" in d for d in builds().values())
+    assert all("cached" in d for d in builds().values())
+    mine.write_text(mine.read_text() + "\n# edited\n")
+    third = builds()
+    assert "cached" in third[f"{SMALL_YAMLS[0]}.yaml"] and "cached" not in third["my-model.yaml"]
+    module = fresh_tree / "ultralytics" / "nn" / "modules" / "block.py"  # not bbpatch's: no static failure
+    module.write_text(module.read_text() + "\n# upstream change\n")
+    assert not any("cached" in d for d in builds().values())

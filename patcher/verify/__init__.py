@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from . import plan as planning
+from .cache import BuildCache, build_key, tree_digest
 from .checks import CHECKS
 from .dataset import offline_environment, write_dataset
-from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Result, exit_code
+from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code
 from .runner import Runner, count_checks
 from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
 
@@ -70,38 +71,70 @@ def default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def verify(path=None, yamls=None, fast=False, jobs=None, on_start=None, on_result=None, workdir=None, stock=planning.STOCK_YAML) -> Outcome:
+def verify(
+    path=None, yamls=None, fast=False, jobs=None, on_start=None, on_result=None, workdir=None,
+    stock=planning.STOCK_YAML, use_cache=True,
+) -> Outcome:  # fmt: skip
     """Run verify; ``on_start(total_checks)`` and ``on_result(result)`` follow progress.
 
-    Raises NotPatched, UnknownYaml or bbpatch's TreeError before running anything.
+    With ``fast``, builds remembered in the build cache (see ``cache``) are not repeated unless
+    ``use_cache`` is False. Raises NotPatched, UnknownYaml or bbpatch's TreeError before running anything.
     """
     started = time.monotonic()
+    on_result = on_result or (lambda result: None)
     patched = load(path)
     roles = bbpatch_roles(patched.tree.package)
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
     tasks = planning.plan(models, fast=fast, stock=stock)
     results = static_results(patched)
+    builds = CachedBuilds(patched, tasks) if fast and use_cache else None
     if on_start:
         on_start(len(results) + count_checks(tasks))
+    results += builds.remembered if builds else []
     for result in results:
-        (on_result or (lambda r: None))(result)
+        on_result(result)
     scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bbpatch-verify-"))
     try:
-        results += in_plan_order(run_tasks(patched, tasks, scratch, jobs or default_jobs(), on_result), models, stock)
+        pending = builds.pending if builds else tasks
+        ran = run_tasks(patched, pending, scratch, jobs or default_jobs(), on_result)
     finally:
         if workdir is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    return Outcome(str(patched.tree.package), patched.tree.version, results, time.monotonic() - started)
+    if builds:
+        builds.remember(ran)
+    results += ran
+    return Outcome(str(patched.tree.package), patched.tree.version, in_plan_order(results, models, stock), time.monotonic() - started)
+
+
+class CachedBuilds:
+    """Splits ``--fast`` tasks into builds the cache remembers (reported as passed) and ones to run."""
+
+    def __init__(self, patched: PatchedTree, tasks):
+        self.cache = BuildCache()
+        digest = tree_digest(patched.tree.package)
+        self.keys = {t.subject: build_key(digest, t.yaml) for t in tasks}
+        known = {t.subject: self.cache.get(self.keys[t.subject]) for t in tasks}
+        self.pending = [t for t in tasks if not known[t.subject]]
+        note = "(cached: tree and YAML unchanged since it last built)"
+        self.remembered = [Result(t.subject, "build", PASS, f"{known[t.subject]} {note}") for t in tasks if known[t.subject]]
+
+    def remember(self, results):
+        for r in results:
+            if r.check == "build" and r.status == PASS and r.subject in self.keys:
+                self.cache.put(self.keys[r.subject], r.detail)
+        self.cache.save()
 
 
 def in_plan_order(results, models, stock) -> list[Result]:
-    """Runtime results grouped by YAML (in the given order, the stock one last), checks in registry order."""
+    """Static results first, then by YAML (in the given order, the stock one last), checks in registry order."""
     subjects = {m.name: i for i, m in enumerate(models)} | {stock: len(models)}
     checks = {c.name: i for i, c in enumerate(CHECKS)}
     return sorted(results, key=lambda r: (subjects.get(r.subject, -1), checks.get(r.check, -1)))
 
 
 def run_tasks(patched: PatchedTree, tasks, scratch: Path, jobs: int, on_result) -> list[Result]:
+    if not tasks:
+        return []
     (scratch / "tasks").mkdir(parents=True, exist_ok=True)
     data = write_dataset(scratch / "data")
     env = {**os.environ, **offline_environment(scratch / "config")}
