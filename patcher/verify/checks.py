@@ -5,7 +5,7 @@ only the worker process (``bbpatch.verify.runtime``) calls the functions, with t
 ``sys.path``. A check returns a one-line detail on success (or ``(detail, data)`` with measured values),
 raises ``Skipped`` when it does not apply, and raises anything else to fail.
 
-Scopes: ``model`` runs for every YAML, ``sample`` for one YAML per backbone family and one per head,
+Scopes: ``model`` runs for every YAML, ``sample`` for a few YAMLs covering every backbone family and head,
 ``family`` for one YAML per backbone family, ``once`` for one backbone YAML, ``reference`` and
 ``stock`` for the stock YAML in the unpatched copy and in the tree, ``load`` and ``safe_load`` in the
 fresh checkpoint-loading processes.
@@ -293,14 +293,15 @@ def strides(ctx):
 
 
 def full_size_gflops(model, imgsz):
-    """GFLOPs from one thop profile of a real full-size image (no stride extrapolation)."""
-    import copy
+    """GFLOPs from one thop profile of a real full-size image (no stride extrapolation).
 
+    Profiles the model itself, as ultralytics' get_flops does: thop removes its hooks and counters after.
+    """
     import thop
     import torch
 
     im = torch.zeros(1, 3, imgsz, imgsz)
-    macs = thop.profile(copy.deepcopy(model).eval(), inputs=[im], verbose=False)[0]
+    macs = thop.profile(model.eval(), inputs=[im], verbose=False)[0]
     return macs * 2 / 1e9
 
 
@@ -314,7 +315,7 @@ def gflops(ctx):
     return f"{reported:.2f} GFLOPs at {FULL_IMGSZ}"
 
 
-@check("gflops_full", "sample", needs=("gflops",))
+@check("gflops_full", "model", needs=("gflops",))
 def gflops_full(ctx):
     """ultralytics' GFLOPs (extrapolated from a small probe) equal a profile of a real full-size image."""
     reported = ctx.outputs["gflops"]
