@@ -66,21 +66,22 @@ class Progress:
 @click.option("--jobs", "-j", type=click.IntRange(1, 32), help="Worker processes for the runtime checks (default: CPUs, at most 4).")
 @click.option("--keep", type=click.Path(file_okay=False), help="Run in this folder and keep it (worker logs, checkpoints, ONNX files).")
 @click.option("--no-cache", is_flag=True, help="With --fast: rebuild every YAML, even those unchanged since they last built.")
-def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache):
+@click.option("--check", "only", multiple=True, metavar="NAME", help="Only these runtime checks (and the ones they need), e.g. --check onnx. Repeatable or comma-separated.")
+def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only):
     """Check that a patched tree still works: edits, files, and every YAML built, run, trained, saved, loaded, fused, exported.
 
     Exit 0: all passed; 1: a check failed (each failure names the YAML, the check and the error);
     2: the tree is not patched, or a usage error.
     """
-    from bbpatch.verify import NotPatched, UnknownYaml, report, verify
+    from bbpatch.verify import NotPatched, UnknownCheck, UnknownYaml, report, verify
 
     progress = Progress()
     try:
         outcome = verify(
-            path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache,
+            path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache, only=split_names(only),
             on_start=progress.start, on_result=progress.advance,
         )  # fmt: skip
-    except (NotPatched, UnknownYaml, TreeError) as error:
+    except (NotPatched, UnknownYaml, UnknownCheck, TreeError) as error:
         usage_error(str(error), as_json)
     finally:
         progress.close()

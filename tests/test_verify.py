@@ -160,3 +160,25 @@ def test_fast_remembers_builds_until_the_tree_or_the_yaml_changes(fresh_tree, tm
     module = fresh_tree / "ultralytics" / "nn" / "modules" / "block.py"  # not bbpatch's: no static failure
     module.write_text(module.read_text() + "\n# upstream change\n")
     assert not any("cached" in d for d in builds().values())
+
+
+def test_missing_onnx_runtime_is_a_skip_that_says_how_to_install_it(patched_tree, tmp_path):
+    hidden = tmp_path / "shim" / "onnxruntime"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('onnxruntime hidden by the test')\n")
+    proc = run_cli(
+        "verify", str(patched_tree), "--yaml", SMALL_YAMLS[0], "--check", "onnx", "--json",
+        env={"PYTHONPATH": str(hidden.parent)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = results_by_key(json.loads(proc.stdout))
+    onnx = results[(f"{SMALL_YAMLS[0]}.yaml", "onnx")]
+    assert onnx["status"] == "skip" and "pip install 'bbpatch[onnx]'" in onnx["detail"]
+    assert results[(f"{SMALL_YAMLS[0]}.yaml", "build")]["status"] == "pass"
+    assert (f"{SMALL_YAMLS[0]}.yaml", "train") not in results  # --check keeps only onnx and what it needs
+
+
+def test_an_unknown_check_name_is_a_usage_error(patched_tree):
+    proc = verify(patched_tree, "--check", "no_such_check")
+    assert proc.returncode == 2
+    assert "no_such_check" in proc.stderr and "onnx" in proc.stderr

@@ -21,11 +21,23 @@ from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code
 from .runner import Runner, count_checks
 from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
 
-__all__ = ["verify", "resolve_yamls", "Outcome", "NotPatched", "UnknownYaml", "Result", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["verify", "resolve_yamls", "Outcome", "NotPatched", "UnknownYaml", "UnknownCheck", "Result", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 
 class UnknownYaml(Exception):
     """A ``--yaml`` name that is neither a shipped YAML, a file, nor a stock ``*.yaml`` name (exit 2)."""
+
+
+class UnknownCheck(Exception):
+    """A ``--check`` name that is not a runtime check (exit 2)."""
+
+
+def check_names(only) -> list[str]:
+    known = [c.name for c in CHECKS]
+    unknown = [n for n in only if n not in known]
+    if unknown:
+        raise UnknownCheck(f"unknown check {', '.join(unknown)}; runtime checks: {', '.join(known)}")
+    return list(only)
 
 
 @dataclasses.dataclass
@@ -73,10 +85,11 @@ def default_jobs() -> int:
 
 def verify(
     path=None, yamls=None, fast=False, jobs=None, on_start=None, on_result=None, workdir=None,
-    stock=planning.STOCK_YAML, use_cache=True,
+    stock=planning.STOCK_YAML, use_cache=True, only=(),
 ) -> Outcome:  # fmt: skip
     """Run verify; ``on_start(total_checks)`` and ``on_result(result)`` follow progress.
 
+    ``only`` limits the runtime checks to these names and what they need (static checks always run).
     With ``fast``, builds remembered in the build cache (see ``cache``) are not repeated unless
     ``use_cache`` is False. Raises NotPatched, UnknownYaml or bbpatch's TreeError before running anything.
     """
@@ -85,7 +98,7 @@ def verify(
     patched = load(path)
     roles = bbpatch_roles(patched.tree.package)
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
-    tasks = planning.plan(models, fast=fast, stock=stock)
+    tasks = planning.plan(models, fast=fast, stock=stock, only=check_names(only))
     results = static_results(patched)
     builds = CachedBuilds(patched, tasks) if fast and use_cache else None
     if on_start:

@@ -42,7 +42,7 @@ class Check:
     name: str
     scope: str
     fn: Callable
-    needs: tuple = ()  # checks whose state this one uses; when one of them failed this one is skipped
+    needs: tuple = ()  # checks this one builds on; in the same task, one that failed skips this one
     fast: bool = False  # part of ``verify --fast``
 
 
@@ -455,12 +455,12 @@ def load_and_predict(ctx):
     return f"loaded {type(wrapper.model).__name__}, predicted {len(boxes)} boxes"
 
 
-@check("reload", "load")
+@check("reload", "load", needs=("train",))
 def reload(ctx):
     return load_and_predict(ctx)
 
 
-@check("safe_load", "safe_load")
+@check("safe_load", "safe_load", needs=("train",))
 def safe_load(ctx):
     """The same with ULTRALYTICS_SAFE_LOAD=1 (the orchestrator sets it for this process)."""
     from ultralytics.nn import tasks
@@ -508,7 +508,7 @@ def unpatched_reference(ctx):
     return f"{sum(p.numel() for p in model.parameters()):,} parameters in the unpatched tree"
 
 
-@check("parity", "stock")
+@check("parity", "stock", needs=("unpatched_reference",))
 def parity(ctx):
     """The stock YAML builds the same layers, parameters and outputs in the patched tree."""
     import torch

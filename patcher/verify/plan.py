@@ -18,7 +18,7 @@ import yaml
 
 from bbpatch import catalog
 
-from .checks import checks_for
+from .checks import CHECKS, checks_for
 
 STOCK_YAML = "yolov8n.yaml"
 MAIN, LOAD, SAFE_LOAD, UNPATCHED = "main", "load", "safe_load", "unpatched"
@@ -128,7 +128,27 @@ def samples(models: list[ModelYaml]) -> list[ModelYaml]:
     return picked
 
 
-def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_YAML) -> list[Task]:
+def with_needs(names) -> set:
+    """The named checks and every check they need, transitively."""
+    needs = {c.name: c.needs for c in CHECKS}
+    todo, found = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(needs.get(name, ()))
+    return found
+
+
+def restricted(tasks: list[Task], only) -> list[Task]:
+    """Tasks cut down to the ``only`` checks (and what they need); tasks left empty are dropped."""
+    keep = with_needs(only)
+    for task in tasks:
+        task.checks = [c for c in task.checks if c in keep]
+    return [t for t in tasks if t.checks]
+
+
+def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_YAML, only=()) -> list[Task]:
     tasks = []
     chosen = [] if fast else representatives(models)
     sampled = [] if fast else samples(models)
@@ -150,7 +170,7 @@ def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_
         inputs = describe(stock).inputs
         tasks.append(Task("ref", stock, stock, checks_for({"reference"}), UNPATCHED, dict(inputs)))
         tasks.append(Task("parity", stock, stock, checks_for({"stock"}), MAIN, dict(inputs), "ref", ("reference",)))
-    return order_by_cost(tasks)
+    return order_by_cost(restricted(tasks, only) if only else tasks)
 
 
 COST = {"train": 12, "ddp": 4, "onnx": 3}  # rough seconds on a small model; other checks about 1
