@@ -95,7 +95,17 @@ def measure_main(argv=None):
 def run_measurements(root: Path, models, imgsz, runs, warmup, threads, env=None, on_result=None) -> list[Measurement]:
     """Measure ``models`` (``plan.ModelYaml``) in a subprocess that imports the tree at ``root``."""
     specs = [json.dumps({"path": m.path, **m.inputs}) for m in models]
-    command = [sys.executable, "-m", "bbpatch.bench", "--imgsz", str(imgsz), "--runs", str(runs), "--warmup", str(warmup)]
+    command = [
+        sys.executable,
+        "-m",
+        "bbpatch.bench",
+        "--imgsz",
+        str(imgsz),
+        "--runs",
+        str(runs),
+        "--warmup",
+        str(warmup),
+    ]
     command += ["--threads", str(threads), "--measure", *specs]
     env = dict(env or os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
@@ -117,16 +127,34 @@ def pareto_front(results: list[Measurement]) -> set:
     return {
         r.name
         for r in ok
-        if not any(o.params <= r.params and o.fused_cpu_ms <= r.fused_cpu_ms and (o.params, o.fused_cpu_ms) != (r.params, r.fused_cpu_ms) for o in ok)
+        if not any(
+            o.params <= r.params
+            and o.fused_cpu_ms <= r.fused_cpu_ms
+            and (o.params, o.fused_cpu_ms) != (r.params, r.fused_cpu_ms)
+            for o in ok
+        )
     }
 
 
 def markdown_table(results: list[Measurement], imgsz: int, threads: int) -> str:
     gpu = any(r.gpu_ms is not None for r in results)
     front = pareto_front(results)
-    header = ["model", "params (M)", f"GFLOPs @{imgsz}", "CPU ms", "CPU fused ms", *(["GPU ms"] if gpu else []), "Pareto"]
+    header = [
+        "model",
+        "params (M)",
+        f"GFLOPs @{imgsz}",
+        "CPU ms",
+        "CPU fused ms",
+        *(["GPU ms"] if gpu else []),
+        "Pareto",
+    ]
     load = f", load average {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
-    lines = [f"Batch 1, {imgsz}x{imgsz}, median latency, {threads} CPU threads{load}.", "", row(header), row(["---"] * len(header))]
+    lines = [
+        f"Batch 1, {imgsz}x{imgsz}, median latency, {threads} CPU threads{load}.",
+        "",
+        row(header),
+        row(["---"] * len(header)),
+    ]
     for r in sorted(results, key=lambda r: (bool(r.error), r.fused_cpu_ms)):
         if r.error:
             lines.append(row([r.name, f"error: {r.error}", *[""] * (len(header) - 2)]))
@@ -151,12 +179,25 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
     ok = [r for r in results if not r.error]
     front = pareto_front(ok)
     fig, ax = plt.subplots(figsize=(11, 7), dpi=120)
-    ax.scatter([r.params / 1e6 for r in ok], [r.fused_cpu_ms for r in ok], s=22, color="tab:blue", zorder=2, label="model")
+    ax.scatter(
+        [r.params / 1e6 for r in ok], [r.fused_cpu_ms for r in ok], s=22, color="tab:blue", zorder=2, label="model"
+    )
     edge = sorted((r for r in ok if r.name in front), key=lambda r: r.params)
     ax.plot([r.params / 1e6 for r in edge], [r.fused_cpu_ms for r in edge], "-", color="tab:red", lw=1.2, zorder=1)
-    ax.scatter([r.params / 1e6 for r in edge], [r.fused_cpu_ms for r in edge], s=90, facecolors="none", edgecolors="tab:red", lw=1.5, zorder=3, label="Pareto front")
+    ax.scatter(
+        [r.params / 1e6 for r in edge],
+        [r.fused_cpu_ms for r in edge],
+        s=90,
+        facecolors="none",
+        edgecolors="tab:red",
+        lw=1.5,
+        zorder=3,
+        label="Pareto front",
+    )
     for r in ok:
-        ax.annotate(Path(r.name).stem, (r.params / 1e6, r.fused_cpu_ms), xytext=(4, 3), textcoords="offset points", fontsize=6.5)
+        ax.annotate(
+            Path(r.name).stem, (r.params / 1e6, r.fused_cpu_ms), xytext=(4, 3), textcoords="offset points", fontsize=6.5
+        )
     latencies = [r.fused_cpu_ms for r in ok]
     if latencies and max(latencies) > 20 * min(latencies):
         ax.set_yscale("log")  # one slow outlier would squash every other point to the axis

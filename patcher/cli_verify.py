@@ -63,12 +63,29 @@ class Progress:
 @click.option("--fast", is_flag=True, help="Static checks and builds only (for pre-commit).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of the table.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Also write the results as JUnit XML to this file.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 32), help="Worker processes for the runtime checks (default: CPUs, at most 4).")
-@click.option("--keep", type=click.Path(file_okay=False), help="Run in this folder and keep it (worker logs, checkpoints, ONNX files).")
-@click.option("--no-cache", is_flag=True, help="With --fast: rebuild every YAML, even those unchanged since they last built.")
-@click.option("--check", "only", multiple=True, metavar="NAME", help="Only these runtime checks (and the ones they need), e.g. --check onnx. Repeatable or comma-separated.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 32),
+    help="Worker processes for the runtime checks (default: CPUs, at most 4).",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False),
+    help="Run in this folder and keep it (worker logs, checkpoints, ONNX files).",
+)
+@click.option(
+    "--no-cache", is_flag=True, help="With --fast: rebuild every YAML, even those unchanged since they last built."
+)
+@click.option(
+    "--check",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Only these runtime checks (and the ones they need), e.g. --check onnx. Repeatable or comma-separated.",
+)
 def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only):
-    """Check that a patched tree still works: edits, files, and every YAML built, run, trained, saved, loaded, fused, exported.
+    """Check that a patched tree still works: edits, files, every YAML built, run, trained, saved, fused, exported.
 
     Exit 0: all passed; 1: a check failed (each failure names the YAML, the check and the error);
     2: the tree is not patched, or a usage error.
@@ -78,8 +95,8 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only
     progress = Progress()
     try:
         outcome = verify(
-            path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache, only=split_names(only),
-            on_start=progress.start, on_result=progress.advance,
+            path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache,
+            only=split_names(only), on_start=progress.start, on_result=progress.advance,
         )  # fmt: skip
     except (NotPatched, UnknownYaml, UnknownCheck, TreeError) as error:
         usage_error(str(error), as_json)
@@ -102,9 +119,23 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only
 @PATH
 @YAMLS
 @click.option("--imgsz", type=click.IntRange(32, 4096), default=640, show_default=True, help="Square input size.")
-@click.option("--plot", type=click.Path(dir_okay=False), default="bench.png", show_default=True, help="Scatter plot (PNG) to write.")
-@click.option("--table", type=click.Path(dir_okay=False), default="bench.md", show_default=True, help="Markdown table to write.")
-@click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="Timed forward passes per model (median).")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default="bench.png",
+    show_default=True,
+    help="Scatter plot (PNG) to write.",
+)
+@click.option(
+    "--table", type=click.Path(dir_okay=False), default="bench.md", show_default=True, help="Markdown table to write."
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Timed forward passes per model (median).",
+)
 @click.option("--warmup", type=click.IntRange(0, 100), default=3, show_default=True, help="Untimed passes first.")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for torch (default: all CPUs).")
 def bench_command(path, yamls, imgsz, plot, table, runs, warmup, threads):
@@ -122,7 +153,9 @@ def bench_command(path, yamls, imgsz, plot, table, runs, warmup, threads):
         usage_error(str(error))
     threads = threads or os.cpu_count() or 1
     with click.progressbar(length=len(models), label="bench", file=sys.stderr) as bar:
-        results = bench.run_measurements(patched.root, models, imgsz, runs, warmup, threads, on_result=lambda r: bar.update(1))
+        results = bench.run_measurements(
+            patched.root, models, imgsz, runs, warmup, threads, on_result=lambda r: bar.update(1)
+        )
     markdown = bench.markdown_table(results, imgsz, threads)
     Path(table).write_text(markdown, encoding="utf-8")
     bench.scatter_plot(results, Path(plot), imgsz, threads)

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from bbpatch.bench import Measurement, markdown_table, pareto_front
+
 from helpers import run_cli
 
 MODELS = ("yolov8-mobilenetv4.yaml", "yolov5-mobilenetv3-small.yaml", "yolov8n.yaml")
@@ -13,7 +14,20 @@ MODELS = ("yolov8-mobilenetv4.yaml", "yolov5-mobilenetv3-small.yaml", "yolov8n.y
 
 def test_bench_writes_a_readable_plot_and_table(patched_tree, tmp_path):
     plot, table = tmp_path / "bench.png", tmp_path / "bench.md"
-    args = ["--imgsz", "64", "--runs", "2", "--warmup", "1", "--threads", "1", "--plot", str(plot), "--table", str(table)]
+    args = [
+        "--imgsz",
+        "64",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--plot",
+        str(plot),
+        "--table",
+        str(table),
+    ]
     proc = run_cli("bench", str(patched_tree), *[a for m in MODELS for a in ("--yaml", m)], *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -11,6 +11,7 @@ import pytest
 
 from bbpatch import api
 from bbpatch.edits import EDITS
+
 from helpers import run_cli
 
 # A whole-backbone YOLO model (training, ONNX, DDP, safe load) and a layer-by-layer one (block branch).
@@ -42,8 +43,9 @@ def test_verify_passes_on_a_freshly_patched_tree(full_run):
     assert proc.returncode == 0, failed or proc.stderr[-3000:]
     assert report["exit_code"] == 0
     checks = {r["check"] for r in report["results"] if r["status"] == "pass"}
-    expected = {"release", "edits", "files", "build", "forward_eval", "forward_train", "strides", "gflops", "gflops_full",
-                "onnx", "fuse", "train", "reload", "safe_load", "ddp", "unpatched_reference", "parity"}  # fmt: skip
+    expected = {"release", "edits", "files", "build", "forward_eval", "forward_train", "strides", "gflops",
+                "gflops_full", "onnx", "fuse", "train", "reload", "safe_load", "ddp", "unpatched_reference",
+                "parity"}  # fmt: skip
     assert expected <= checks
 
 
@@ -148,7 +150,9 @@ def test_fast_remembers_builds_until_the_tree_or_the_yaml_changes(fresh_tree, tm
     mine.write_text(shipped.read_text())
 
     def builds():
-        proc = run_cli("verify", str(fresh_tree), "--fast", "--yaml", SMALL_YAMLS[0], "--yaml", str(mine), "--json", env=env)
+        proc = run_cli(
+            "verify", str(fresh_tree), "--fast", "--yaml", SMALL_YAMLS[0], "--yaml", str(mine), "--json", env=env
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return {r["subject"]: r["detail"] for r in json.loads(proc.stdout)["results"] if r["check"] == "build"}
 

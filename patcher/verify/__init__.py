@@ -21,7 +21,18 @@ from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code
 from .runner import Runner, count_checks
 from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
 
-__all__ = ["verify", "resolve_yamls", "Outcome", "NotPatched", "UnknownYaml", "UnknownCheck", "Result", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = [
+    "verify",
+    "resolve_yamls",
+    "Outcome",
+    "NotPatched",
+    "UnknownYaml",
+    "UnknownCheck",
+    "Result",
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+]
 
 
 class UnknownYaml(Exception):
@@ -75,7 +86,8 @@ def resolve_yamls(patched: PatchedTree, names) -> list[str]:
         elif name.endswith((".yaml", ".yml")) and "/" not in name:
             resolved.append(name)  # a stock name such as yolov8n.yaml: ultralytics resolves it
         else:
-            raise UnknownYaml(f"{name}: not a YAML bbpatch shipped ({', '.join(sorted(p.name for p in shipped)) or 'none'}) nor a file")
+            names = ", ".join(sorted(p.name for p in shipped)) or "none"
+            raise UnknownYaml(f"{name}: not a YAML bbpatch shipped ({names}) nor a file")
     return resolved
 
 
@@ -116,7 +128,12 @@ def verify(
     if builds:
         builds.remember(ran)
     results += ran
-    return Outcome(str(patched.tree.package), patched.tree.version, in_plan_order(results, models, stock), time.monotonic() - started)
+    return Outcome(
+        str(patched.tree.package),
+        patched.tree.version,
+        in_plan_order(results, models, stock),
+        time.monotonic() - started,
+    )
 
 
 class CachedBuilds:
@@ -129,7 +146,9 @@ class CachedBuilds:
         known = {t.subject: self.cache.get(self.keys[t.subject]) for t in tasks}
         self.pending = [t for t in tasks if not known[t.subject]]
         note = "(cached: tree and YAML unchanged since it last built)"
-        self.remembered = [Result(t.subject, "build", PASS, f"{known[t.subject]} {note}") for t in tasks if known[t.subject]]
+        self.remembered = [
+            Result(t.subject, "build", PASS, f"{known[t.subject]} {note}") for t in tasks if known[t.subject]
+        ]
 
     def remember(self, results):
         for r in results:

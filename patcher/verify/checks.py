@@ -234,7 +234,9 @@ def forward_train(ctx):
     first = model.model[0]
     grads = [p.grad for p in first.parameters() if p.requires_grad]
     assert grads, f"layer 0 ({type(first).__name__}) has no trainable parameters"
-    assert any(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient reaches layer 0 ({type(first).__name__})"
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), (
+        f"no gradient reaches layer 0 ({type(first).__name__})"
+    )
     model.zero_grad(set_to_none=True)
     model.eval()
     return f"{len(tensors)} output tensors, gradients reach layer 0"
@@ -400,7 +402,9 @@ def fused_output_error(ctx, model):
         return output_error(ctx, before, eval_predictions(model, x)), FUSE_TOLERANCE
     except RuntimeError:  # a release that folds into new float32 layers
         model.float()
-        return output_error(ctx, ctx.state["predictions"], eval_predictions(model, ctx.state["input"])), FUSE_TOLERANCE_FLOAT32
+        return output_error(
+            ctx, ctx.state["predictions"], eval_predictions(model, ctx.state["input"])
+        ), FUSE_TOLERANCE_FLOAT32
     finally:
         model.float()
 
@@ -520,7 +524,9 @@ def parity(ctx):
     state = model.state_dict()
     want = {k: tuple(v.shape) for k, v in reference["state_dict"].items()}
     have = {k: tuple(v.shape) for k, v in state.items()}
-    assert have == want, f"state_dict differs from the unpatched tree: {sorted(set(have.items()) ^ set(want.items()))[:3]}"
+    assert have == want, (
+        f"state_dict differs from the unpatched tree: {sorted(set(have.items()) ^ set(want.items()))[:3]}"
+    )
     model.load_state_dict(reference["state_dict"])
     error = output_error(ctx, reference["output"], eval_predictions(model, reference["input"]))
     assert error <= PARITY_TOLERANCE, f"outputs differ from the unpatched tree by {error:.2e}"

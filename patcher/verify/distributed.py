@@ -53,7 +53,9 @@ def run_rank(rank, model, imgsz, init_file, results):
         torch.set_num_threads(1)
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
         model.args = get_cfg()  # the loss reads its gains from the training arguments
-        ddp = DistributedDataParallel(model.train(), find_unused_parameters=True, **no_buffer_sync(DistributedDataParallel))
+        ddp = DistributedDataParallel(
+            model.train(), find_unused_parameters=True, **no_buffer_sync(DistributedDataParallel)
+        )
         for step in range(STEPS):
             ddp.zero_grad(set_to_none=True)
             loss, _ = ddp(synthetic_batch(imgsz, rank * STEPS + step))
@@ -82,7 +84,9 @@ def smoke_test(model, imgsz, workdir):
     errors = [f"rank {r}: {v}" for r, status, v in outcomes if status != "ok"]
     assert not errors, "; ".join(errors)
     checksums = outcomes[0][2]
-    assert abs(checksums[0] - checksums[1]) <= 1e-6 * max(1.0, abs(checksums[0])), f"gradients not synchronized: {checksums}"
+    assert abs(checksums[0] - checksums[1]) <= 1e-6 * max(1.0, abs(checksums[0])), (
+        f"gradients not synchronized: {checksums}"
+    )
     return f"{WORLD_SIZE} gloo ranks, {STEPS} DDP steps, gradients synchronized"
 
 

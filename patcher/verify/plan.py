@@ -165,7 +165,18 @@ def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_
     for i, m in enumerate(chosen):
         train_id = next(t.id for t in tasks if t.yaml == m.path)
         for pool in (LOAD, SAFE_LOAD):
-            tasks.append(Task(f"{pool}{i}", m.name, m.path, checks_for({pool}), pool, dict(m.inputs), train_id, ("checkpoint", "imgsz")))
+            tasks.append(
+                Task(
+                    f"{pool}{i}",
+                    m.name,
+                    m.path,
+                    checks_for({pool}),
+                    pool,
+                    dict(m.inputs),
+                    train_id,
+                    ("checkpoint", "imgsz"),
+                )
+            )
     if stock and not fast:
         inputs = describe(stock).inputs
         tasks.append(Task("ref", stock, stock, checks_for({"reference"}), UNPATCHED, dict(inputs)))

@@ -13,7 +13,10 @@ MARKS = {PASS: "ok", FAIL: "FAIL", SKIP: "skip"}
 def table(results, width=None) -> str:
     """One row per result: subject, check, status, seconds, detail; passing rows cut at ``width`` if given."""
     rows = [("YAML / file", "check", "status", "time", "detail")]
-    rows += [(r.subject, r.check, MARKS[r.status], f"{r.seconds:.1f}s" if r.seconds else "", first_line(r.detail)) for r in results]
+    rows += [
+        (r.subject, r.check, MARKS[r.status], f"{r.seconds:.1f}s" if r.seconds else "", first_line(r.detail))
+        for r in results
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for row in rows:

@@ -111,7 +111,13 @@ class Zygote:
         task_read, task_write = os.pipe()
         message_read, message_write = os.pipe()
         log = self.workdir / f"{name}.log"
-        request = {"tree": str(tree_root), "env": env, "threads": threads, "fds": [task_read, message_write], "log": str(log)}
+        request = {
+            "tree": str(tree_root),
+            "env": env,
+            "threads": threads,
+            "fds": [task_read, message_write],
+            "log": str(log),
+        }
         self.requests.append(request)
         self.keep.append((task_read, message_write))
         return log, os.fdopen(task_write, "w"), os.fdopen(message_read)
@@ -162,7 +168,9 @@ class Runner:
         """A replacement worker: a fresh interpreter."""
         name = f"{pool}-{len(self.workers)}"
         env, threads = self.pool_env(pool), self.threads(pool)
-        self.workers.append(Worker.spawn(name, pool, self.trees[pool], env, self.workdir, self.data, threads, self.events))
+        self.workers.append(
+            Worker.spawn(name, pool, self.trees[pool], env, self.workdir, self.data, threads, self.events)
+        )
 
     def start_workers(self):
         """Every pool's initial workers, forked from one zygote."""
@@ -217,7 +225,9 @@ class Runner:
     def replace_worker(self, pool):
         dead = [w for w in self.workers if w.pool == pool]
         if self.restarts >= MAX_RESTARTS:
-            self.record(Result(pool, "worker", FAIL, f"worker processes keep dying; the last log ends:\n{dead[-1].log_tail()}"))
+            self.record(
+                Result(pool, "worker", FAIL, f"worker processes keep dying; the last log ends:\n{dead[-1].log_tail()}")
+            )
             self.fail_pool(pool, "worker processes keep dying")
             return
         self.restarts += 1

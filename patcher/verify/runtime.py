@@ -101,7 +101,9 @@ def parse_args(argv=None):
     parser.add_argument("--data", type=Path, required=True, help="data.yaml of the synthetic dataset")
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--zygote", metavar="FD,FD,...", help="fork workers on request; these inherited fds are their pipes")
+    parser.add_argument(
+        "--zygote", metavar="FD,FD,...", help="fork workers on request; these inherited fds are their pipes"
+    )
     return parser.parse_args(argv)
 
 

@@ -87,9 +87,19 @@ def version_tuple(version: str) -> tuple:
 def release_result(patched: PatchedTree) -> Result:
     version, recorded = patched.tree.version, patched.manifest.ultralytics
     if version != recorded:
-        return Result(SUBJECT, "release", FAIL, f"tree is ultralytics {version} but was patched on {recorded}: run 'bbpatch apply'")
+        return Result(
+            SUBJECT,
+            "release",
+            FAIL,
+            f"tree is ultralytics {version} but was patched on {recorded}: run 'bbpatch apply'",
+        )
     if not version_tuple(OLDEST_RELEASE) <= version_tuple(version) <= version_tuple(NEWEST_RELEASE):
-        return Result(SUBJECT, "release", FAIL, f"ultralytics {version} is outside the supported {OLDEST_RELEASE} .. {NEWEST_RELEASE}")
+        return Result(
+            SUBJECT,
+            "release",
+            FAIL,
+            f"ultralytics {version} is outside the supported {OLDEST_RELEASE} .. {NEWEST_RELEASE}",
+        )
     return Result(SUBJECT, "release", PASS, f"ultralytics {version} (supported {OLDEST_RELEASE} .. {NEWEST_RELEASE})")
 
 
@@ -98,16 +108,25 @@ def edit_results(patched: PatchedTree) -> list[Result]:
     edits = {e.name: e for e in EDITS}
     states = patched.status.edits
     failures = [
-        Result(Path(edits[name].file).name if name in edits else SUBJECT, f"edit {name}", FAIL, edit_problem(name, state, edits))
+        Result(
+            Path(edits[name].file).name if name in edits else SUBJECT,
+            f"edit {name}",
+            FAIL,
+            edit_problem(name, state, edits),
+        )
         for name, state in states.items()
         if state not in GOOD_EDIT_STATES
     ]
     missing = [name for name in edits if name not in states]
-    failures += [Result(SUBJECT, f"edit {name}", FAIL, "not recorded in the manifest: run 'bbpatch apply'") for name in missing]
+    failures += [
+        Result(SUBJECT, f"edit {name}", FAIL, "not recorded in the manifest: run 'bbpatch apply'") for name in missing
+    ]
     if failures:
         return failures
     applied = sum(state == "applied" for state in states.values())
-    return [Result(SUBJECT, "edits", PASS, f"{applied} edits applied, {len(states) - applied} not needed on this release")]
+    return [
+        Result(SUBJECT, "edits", PASS, f"{applied} edits applied, {len(states) - applied} not needed on this release")
+    ]
 
 
 def edit_problem(name, state, edits):
@@ -124,7 +143,9 @@ def file_results(patched: PatchedTree) -> list[Result]:
         if data is None:
             failures.append(Result(key, "file", FAIL, f"{key}: missing (bbpatch {record.action} it)"))
         elif record.action == CREATED and sha256(data) != record.patched_sha256:
-            failures.append(Result(key, "file", FAIL, f"{key}: changed since apply (run 'bbpatch apply' to restore it)"))
+            failures.append(
+                Result(key, "file", FAIL, f"{key}: changed since apply (run 'bbpatch apply' to restore it)")
+            )
     if failures:
         return failures
     created = sum(r.action == CREATED for r in patched.manifest.files.values())
