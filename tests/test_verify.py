@@ -186,3 +186,19 @@ def test_an_unknown_check_name_is_a_usage_error(patched_tree):
     proc = verify(patched_tree, "--check", "no_such_check")
     assert proc.returncode == 2
     assert "no_such_check" in proc.stderr and "onnx" in proc.stderr
+
+
+def test_a_worker_that_dies_fails_its_yaml_and_the_rest_still_runs(fresh_tree, tmp_path):
+    api.apply(fresh_tree)
+    (fresh_tree / "ultralytics" / "nn" / "Addmodules" / "crasher.py").write_text(
+        "import os\nfrom torch import nn\n\n\nclass Crasher(nn.Module):\n    bbpatch_role = 'block'\n\n"
+        "    def __init__(self, c1, c2):\n        os._exit(7)  # a native crash, as far as verify can tell\n"
+    )
+    crash = tmp_path / "crash.yaml"
+    crash.write_text("nc: 2\nbackbone:\n  - [-1, 1, Crasher, [16]]\nhead:\n  - [[0], 1, Detect, [nc]]\n")
+    proc = verify(fresh_tree, "--fast", "--yaml", str(crash), "--yaml", SMALL_YAMLS[0], "--json")
+    assert proc.returncode == 1
+    results = results_by_key(json.loads(proc.stdout))
+    died = results[("crash.yaml", "build")]
+    assert died["status"] == "fail" and "worker process died" in died["detail"]
+    assert results[(f"{SMALL_YAMLS[0]}.yaml", "build")]["status"] == "pass"

@@ -140,7 +140,6 @@ class Zygote:
 class Runner:
     def __init__(self, tasks, trees, env, workdir, data, jobs, on_result=None, timeout=TASK_TIMEOUT):
         self.pending = list(tasks)
-        self.total = {t.id: t for t in tasks}
         self.trees, self.env, self.workdir, self.data = trees, env, workdir, data
         self.jobs, self.timeout = jobs, timeout
         self.on_result = on_result or (lambda result: None)
@@ -300,8 +299,3 @@ class Runner:
 
 def count_checks(tasks) -> int:
     return sum(len(t.checks) for t in tasks)
-
-
-def workdir_for(path: Path) -> Path:
-    (path / "tasks").mkdir(parents=True, exist_ok=True)
-    return path
