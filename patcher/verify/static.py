@@ -124,9 +124,8 @@ def edit_results(patched: PatchedTree) -> list[Result]:
     if failures:
         return failures
     applied = sum(state == "applied" for state in states.values())
-    return [
-        Result(SUBJECT, "edits", PASS, f"{applied} edits applied, {len(states) - applied} not needed on this release")
-    ]
+    detail = f"{applied} edits applied, {len(states) - applied} not needed on this release"
+    return [Result(SUBJECT, "edits", PASS, detail, data={"edits": dict(states)})]
 
 
 def edit_problem(name, state, edits):
