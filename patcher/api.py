@@ -13,7 +13,17 @@ from bbpatch.catalog import package_dir
 from bbpatch.edits import EDITS, FILES, AnchorMissing
 from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
 from bbpatch.transaction import commit, locked, prune_empty_dirs
-from bbpatch.tree import ADDMODULES, LOCK, MANIFEST, Tree, TreeError, find_tree
+from bbpatch.tree import (
+    ADDMODULES,
+    LOCK,
+    MANIFEST,
+    NEWEST_RELEASE,
+    OLDEST_RELEASE,
+    Tree,
+    TreeError,
+    find_tree,
+    in_tested_range,
+)
 
 LEFTOVER_MARKS = ("bbpatch_", "ultralytics.nn.Addmodules", "backbone = False")
 
@@ -233,6 +243,14 @@ def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
     return Report(tree, state, new_manifest.edits, bbpatch=__version__), writes
 
 
+def release_notes(tree: Tree) -> list[str]:
+    if in_tested_range(tree.version):
+        return []
+    return [
+        f"ultralytics {tree.version} is outside the tested {OLDEST_RELEASE} .. {NEWEST_RELEASE}: run bbpatch verify"
+    ]
+
+
 def apply(path=None, dry_run: bool = False) -> Report:
     tree = find_tree(path)
     if dry_run:
@@ -246,6 +264,7 @@ def apply(path=None, dry_run: bool = False) -> Report:
     with locked(tree.package / LOCK):
         report, writes = plan_apply(tree)
         commit(writes)
+    report.notes += release_notes(tree)
     return report
 
 
@@ -313,7 +332,7 @@ def status(path=None) -> Report:
         statuses = edit_statuses(tree, current)
         evidence = hand_patch_evidence(current)
         return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=evidence)
-    report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch)
+    report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch, notes=release_notes(tree))
     if manifest.ultralytics != tree.version:
         report.problems.append(
             f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply"

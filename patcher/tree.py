@@ -18,6 +18,29 @@ VERSION = re.compile(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", re.M)
 ADDMODULES = "nn/Addmodules"
 MANIFEST = f"{ADDMODULES}/bbpatch_manifest.json"
 LOCK = ".bbpatch.lock"
+# Releases the test suite runs on (tests/test_releases.py); outside them bbpatch still applies by what it finds.
+TESTED_RELEASES = (
+    "8.0.200",
+    "8.0.238",
+    "8.1.0",
+    "8.1.47",
+    "8.2.103",
+    "8.3.0",
+    "8.3.100",
+    "8.3.253",
+    "8.4.0",
+    "8.4.100",
+    "8.4.190",
+)
+OLDEST_RELEASE, NEWEST_RELEASE = TESTED_RELEASES[0], TESTED_RELEASES[-1]
+
+
+def version_tuple(version: str) -> tuple:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def in_tested_range(version: str) -> bool:
+    return version_tuple(OLDEST_RELEASE) <= version_tuple(version) <= version_tuple(NEWEST_RELEASE)
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,12 @@ import py_compile
 import pytest
 
 from bbpatch import api
+from bbpatch.tree import TESTED_RELEASES
 
 from conftest import copy_package, release_package
 from helpers import run_py, tree_bytes
 
-RELEASES = (
-    "8.0.200",
-    "8.0.238",
-    "8.1.0",
-    "8.1.47",
-    "8.2.103",
-    "8.3.0",
-    "8.3.100",
-    "8.3.253",
-    "8.4.0",
-    "8.4.100",
-    "8.4.190",
-)
+RELEASES = TESTED_RELEASES
 IMPORTABLE = ("8.0.200", "8.1.47", "8.2.103", "8.3.0", "8.3.100", "8.3.253", "8.4.0", "8.4.100", "8.4.190")
 
 
@@ -35,7 +24,7 @@ def test_apply_compiles_and_reverts_byte_identical(version, tmp_path):
     report = api.apply(root)
     assert report.state == "patched" and report.tree.version == version
     assert all(state in ("applied", "n/a") for state in report.edits.values())
-    for key in report.edits and ("nn/tasks.py", "utils/torch_utils.py"):
+    for key in ("nn/tasks.py", "utils/torch_utils.py"):
         py_compile.compile(str(report.tree.file(key)), doraise=True)
     assert api.status(root).state == "patched"
     assert api.apply(root).state == "already-patched"
@@ -71,14 +60,21 @@ print(json.dumps(result))
 """
 
 BACKBONE_BUILD = """
-import json, torch
+import copy, json, thop, torch
 from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils.torch_utils import get_flops
 model = DetectionModel("yolov8n-mobilenetv4.yaml", verbose=False)
 model.eval()
 with torch.no_grad():
-    out = model(torch.rand(1, 3, 128, 128))
-out = out[0] if isinstance(out, (list, tuple)) else out
-print(json.dumps({"stride": model.stride.tolist(), "type": model.model[0].type, "i": [m.i for m in model.model[:3]]}))
+    model(torch.rand(1, 3, 128, 128))
+se_model = DetectionModel("yolov8n-mobilenetv3.yaml", verbose=False)  # squeeze-excitation: not area-linear
+full = thop.profile(copy.deepcopy(se_model), inputs=[torch.empty(1, 3, 256, 256)], verbose=False)[0] / 1e9 * 2
+print(json.dumps({
+    "stride": model.stride.tolist(),
+    "type": model.model[0].type,
+    "i": [m.i for m in model.model[:3]],
+    "gflops/full": round(get_flops(se_model, 256) / full, 4),
+}))
 """
 
 
@@ -92,4 +88,4 @@ def test_stock_models_identical_and_backbone_builds(version, tmp_path):
     assert json.loads(run_py(patched, STOCK_PARITY)) == stock
     assert stock["yolov8n.yaml"][0] > 2_000_000
     built = json.loads(run_py(patched, BACKBONE_BUILD))
-    assert built == {"stride": [8.0, 16.0, 32.0], "type": "mobilenetv4_small", "i": [4, 5, 6]}
+    assert built == {"stride": [8.0, 16.0, 32.0], "type": "mobilenetv4_small", "i": [4, 5, 6], "gflops/full": 1.0}

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import re
 import shutil
 from pathlib import Path
 
 from bbpatch import api
 from bbpatch.edits import EDITS
 from bbpatch.manifest import CHANGED, CREATED, Manifest, sha256
-from bbpatch.tree import ADDMODULES, MANIFEST, Tree, find_tree
+from bbpatch.tree import ADDMODULES, MANIFEST, NEWEST_RELEASE, OLDEST_RELEASE, Tree, find_tree, in_tested_range
 
 from .results import FAIL, PASS, Result
 
-OLDEST_RELEASE, NEWEST_RELEASE = "8.0.0", "8.4.190"  # the releases bbpatch is tested on (docs/ultralytics-edits)
 GOOD_EDIT_STATES = ("applied", "n/a")
 SUBJECT = "tree"
 
@@ -80,10 +78,6 @@ def declared_role(node: ast.ClassDef):
     return None
 
 
-def version_tuple(version: str) -> tuple:
-    return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
-
-
 def release_result(patched: PatchedTree) -> Result:
     version, recorded = patched.tree.version, patched.manifest.ultralytics
     if version != recorded:
@@ -93,7 +87,7 @@ def release_result(patched: PatchedTree) -> Result:
             FAIL,
             f"tree is ultralytics {version} but was patched on {recorded}: run 'bbpatch apply'",
         )
-    if not version_tuple(OLDEST_RELEASE) <= version_tuple(version) <= version_tuple(NEWEST_RELEASE):
+    if not in_tested_range(version):
         return Result(
             SUBJECT,
             "release",
