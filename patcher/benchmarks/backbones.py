@@ -10,15 +10,12 @@ Every pair is interleaved round by round, so drift in machine load hits both sid
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from bbpatch.benchmarks.engine import tree_env
+from bbpatch.benchmarks.engine import run_in_tree
 
 BUILD_TIME = """
 import json, sys, time, torch
@@ -50,18 +47,6 @@ with torch.no_grad():
             t = time.perf_counter(); model(x); times[name].append(time.perf_counter() - t)
 print(json.dumps(times))
 """
-
-
-def run_in_tree(root: Path, code: str, iterations: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(iterations)],
-        cwd=root,
-        env=tree_env(root),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def median_ratio(times: dict, numerator: str, denominator: str) -> float:

@@ -68,15 +68,7 @@ def stock_model_ratios(clean: Path, patched: Path, rounds: int, iterations: int)
     samples = {"clean": [], "patched": []}
     for _ in range(rounds):  # interleaved, so drift in machine load hits both sides alike
         for name, root in (("clean", clean), ("patched", patched)):
-            out = subprocess.run(
-                [sys.executable, "-c", STOCK_TIMING, str(iterations)],
-                cwd=root,
-                env=tree_env(root),
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            samples[name].append(json.loads(out.strip().splitlines()[-1]))
+            samples[name].append(run_in_tree(root, STOCK_TIMING, iterations))
 
     def median(name, key):
         return statistics.median(s[key] for s in samples[name])
@@ -85,6 +77,19 @@ def stock_model_ratios(clean: Path, patched: Path, rounds: int, iterations: int)
         "yolov8n forward patched/unpatched": median("patched", "forward") / median("clean", "forward"),
         "yolov8n build patched/unpatched": median("patched", "build") / median("clean", "build"),
     }
+
+
+def run_in_tree(root: Path, code: str, iterations: int) -> dict:
+    """Run a timing script with the tree under ``root`` first on sys.path; its last stdout line is JSON."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(iterations)],
+        cwd=root,
+        env=tree_env(root),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def tree_env(root: Path) -> dict:
