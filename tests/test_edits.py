@@ -32,9 +32,7 @@ def test_edit_applies_alone_and_reverts_exactly(edit, sources):
     version, modules = sources
     original = modules[edit.file]
     patched = edit.apply(original)
-    expected = (
-        "n/a" if (edit.name, version) == ("safe_load", "8.0.200") else "applied"
-    )
+    expected = "n/a" if (edit.name, version) == ("safe_load", "8.0.200") else "applied"
     assert edit.status(patched) == expected
     if expected == "applied":
         assert patched.code != original.code
