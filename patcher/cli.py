@@ -103,20 +103,12 @@ def status(path, as_json):
     sys.exit(STATUS_EXIT[report.state])
 
 
-def _register_optional_commands():
-    import importlib
-    import importlib.util
+def _register_commands():
+    from bbpatch.cli_models import list_command, yaml_command
+    from bbpatch.cli_verify import bench_command, verify_command
 
-    for module_name, names in (
-        ("bbpatch.cli_models", ("yaml_command", "list_command")),
-        ("bbpatch.cli_verify", ("verify_command", "bench_command")),
-    ):
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        for name in names:
-            if hasattr(module, name):
-                main.add_command(getattr(module, name))
+    for command in (yaml_command, list_command, verify_command, bench_command):
+        main.add_command(command)
 
 
-_register_optional_commands()
+_register_commands()
