@@ -117,3 +117,12 @@ def test_missing_anchor_names_file_function_and_expectation():
         match=r"nn/tasks.py: parse_model has no final 'else: c2 = ch\[f\]' branch; this layout is not supported",
     ):
         edit.apply(cst.parse_module(text))
+
+
+@pytest.mark.parametrize("version", RELEASES)
+def test_layer_table_prints_the_index_yamls_use(version):
+    """parse_model's verbose table numbers layers after a backbone from 5, like the YAML 'from' indices."""
+    edit = next(e for e in EDITS if e.name == "layer_index")
+    patched = edit.apply(cst.parse_module(source(version, TASKS))).code
+    assert "{i + 4 if backbone else i:>3}" in patched
+    compile(patched, "tasks.py", "exec")

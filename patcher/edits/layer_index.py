@@ -1,4 +1,4 @@
-"""5c. Layers after a backbone are numbered from 5: ``i + 4`` in the attached index and in the save list."""
+"""5c. Layers after a backbone are numbered from 5: ``i + 4`` in the attached index, the save list and the printed table."""
 
 from __future__ import annotations
 
@@ -31,8 +31,24 @@ def modulo_sites(block) -> list[cst.CSTNode]:
     return [e.right for e in elements if m.matches(e, m.BinaryOperation(operator=m.Modulo()))]
 
 
+# if verbose: LOGGER.info(f"{i:>3}{f!s:>20}...")  ->  the index printed in the layer table
+VERBOSE = m.If(test=m.Name("verbose"))
+TABLE_ROW = single_statement(m.Expr(m.Call(func=m.Attribute(attr=m.Name("info")), args=[m.Arg(m.FormattedString())])))
+
+
+def printed_sites(block) -> list[cst.CSTNode]:
+    """The index printed first in each row of parse_model's layer table, so users read the numbers YAMLs use."""
+    rows = [row for s in block.node.body if m.matches(s, VERBOSE) for row in s.body.body if m.matches(row, TABLE_ROW)]
+    sites = []
+    for row in rows:
+        fields = [p for p in row.body[0].value.args[0].value.parts if isinstance(p, cst.FormattedStringExpression)]
+        if fields:
+            sites.append(fields[0].expression)
+    return sites
+
+
 def index_sites(block) -> list[cst.CSTNode]:
-    return attach_sites(block) + modulo_sites(block)
+    return attach_sites(block) + modulo_sites(block) + printed_sites(block)
 
 
 def shifted_index(parenthesized: bool) -> cst.BaseExpression:
@@ -66,7 +82,7 @@ class ShiftLayerIndex(Edit):
 EDIT = ShiftLayerIndex(
     name="layer_index",
     file=TASKS,
-    summary="i + 4 if backbone else i in the attached layer index and the save list",
+    summary="i + 4 if backbone else i in the attached layer index, the save list and the printed layer table",
     scope=layer_loop,
     where="parse_model",
     expected="'m_.i, m_.f, m_.type = i, f, t' and 'save.extend(x % i ...)' statements",
