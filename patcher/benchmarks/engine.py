@@ -66,8 +66,9 @@ def engine_ratios(root: Path, rounds: int) -> dict[str, float]:
 
 def stock_model_ratios(clean: Path, patched: Path, rounds: int, iterations: int) -> dict[str, float]:
     samples = {"clean": [], "patched": []}
-    for _ in range(rounds):  # interleaved, so drift in machine load hits both sides alike
-        for name, root in (("clean", clean), ("patched", patched)):
+    sides = [("clean", clean), ("patched", patched)]
+    for round_ in range(rounds):  # interleaved, first side alternating, so load drift and order hit both alike
+        for name, root in sides if round_ % 2 == 0 else sides[::-1]:
             samples[name].append(run_in_tree(root, STOCK_TIMING, iterations))
 
     def median(name, key):
