@@ -20,6 +20,8 @@ from bbpatch import catalog
 
 from .checks import CHECKS, checks_for
 
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it: 10x faster
+
 STOCK_YAML = "yolov8n.yaml"
 MAIN, LOAD, SAFE_LOAD, UNPATCHED = "main", "load", "safe_load", "unpatched"
 
@@ -76,7 +78,7 @@ def describe(path: str, roles: dict | None = None) -> ModelYaml:
         stem = file.stem
         task = "segment" if "-seg" in stem else "pose" if "-pose" in stem else "obb" if "-obb" in stem else "detect"
         return ModelYaml(path, "rtdetr" if "rtdetr" in stem else "yolo", task, "stock")
-    config = yaml.safe_load(file.read_text("utf-8"))
+    config = yaml.load(file.read_text("utf-8"), Loader=SafeLoader)
     output = str(config["head"][-1][2])
     layers = " ".join(str(layer[2]) for layer in config["head"])
     kind = "rtdetr" if output == "RTDETRDecoder" else "yolo"

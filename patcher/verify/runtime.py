@@ -161,7 +161,9 @@ def zygote(args):
             pipes.discard(fd)
     for pid in children:
         os.waitpid(pid, 0)
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # tearing down an interpreter that imported torch takes a second or two, for nothing
 
 
 def forked_worker(args, request, pipes):
