@@ -23,6 +23,7 @@ demo: install
 bench: install
 	$(PY) -m bbpatch.benchmarks.engine
 	$(PY) -m bbpatch.benchmarks.backbones
+	$(PY) -m bbpatch.benchmarks.verify
 
 lint: install
 	$(PY) -m pip install -q ruff

@@ -109,6 +109,19 @@ def test_forward_outputs_wraps_every_y_loop():
     )
 
 
+def test_forward_outputs_recognises_the_wrapper_bbpatch_0_1_0_wrote():
+    """A tree patched by an earlier release counts as applied and reverts; it is not wrapped a second time."""
+    edit = next(e for e in EDITS if e.name == "forward_outputs")
+    original = source("8.4.190", TASKS)
+    current = edit.apply(cst.parse_module(original)).code
+    earlier = current.replace('if vars(m).get("backbone", False):', 'if getattr(m, "backbone", False):')
+    assert earlier.count('getattr(m, "backbone", False)') == 4
+    module = cst.parse_module(earlier)
+    assert edit.status(module) == "applied"
+    assert edit.apply(module).code == earlier
+    assert edit.revert(module).code == original
+
+
 def test_missing_anchor_names_file_function_and_expectation():
     text = source("8.4.190", TASKS).replace("        else:\n            c2 = ch[f]\n", "")
     edit = next(e for e in EDITS if e.name == "backbone_branch")

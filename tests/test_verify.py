@@ -166,6 +166,19 @@ def test_fast_remembers_builds_until_the_tree_or_the_yaml_changes(fresh_tree, tm
     assert not any("cached" in d for d in builds().values())
 
 
+def test_fast_builds_write_zeros_where_torch_would_draw_random_weights():
+    import torch
+
+    from bbpatch.verify.checks import zeros_for_random_init
+
+    original = torch.nn.init.kaiming_uniform_
+    with zeros_for_random_init():
+        inside = torch.nn.Conv2d(3, 8, 3)
+    assert not inside.weight.any() and inside.weight.requires_grad
+    assert torch.nn.init.kaiming_uniform_ is original
+    assert torch.nn.Conv2d(3, 8, 3).weight.any()
+
+
 def test_missing_onnx_runtime_is_a_skip_that_says_how_to_install_it(patched_tree, tmp_path):
     hidden = tmp_path / "shim" / "onnxruntime"
     hidden.mkdir(parents=True)

@@ -197,12 +197,13 @@ class WrapStatement(Edit):
 
     template: str = ""
     anchor: m.BaseMatcherNode | None = None
+    earlier_tests: tuple = ()  # the wrapper's condition as earlier bbpatch releases wrote it: still applied
 
     def _is_wrapper(self, statement) -> bool:
-        wrapper = template_statement(self.template)
+        tests = {code(template_statement(self.template).test), *self.earlier_tests}
         return (
             isinstance(statement, cst.If)
-            and code(statement.test) == code(wrapper.test)
+            and code(statement.test) in tests
             and bool(m.findall(statement, self.anchor))
         )
 

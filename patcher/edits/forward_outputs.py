@@ -41,4 +41,5 @@ EDIT = WrapStatement(
     expected="'y.append(x if m.i in self.save else None)' in a 'for m in self.model' loop",
     template="forward_outputs",
     anchor=SAVE_OUTPUT,
+    earlier_tests=('getattr(m, "backbone", False)',),  # bbpatch 0.1.0
 )

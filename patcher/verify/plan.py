@@ -163,7 +163,7 @@ def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_
             checks += checks_for({"family"})
         if m is ddp_model:
             checks += checks_for({"once"})
-        tasks.append(Task(f"m{i}", m.name, m.path, checks, inputs=dict(m.inputs)))
+        tasks.append(Task(f"m{i}", m.name, m.path, checks, inputs={**m.inputs, "fast": fast}))
     for i, m in enumerate(chosen):
         train_id = next(t.id for t in tasks if t.yaml == m.path)
         for pool in (LOAD, SAFE_LOAD):
