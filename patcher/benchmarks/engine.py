@@ -32,7 +32,9 @@ from ultralytics.nn.tasks import DetectionModel
 DetectionModel("yolov8n.yaml", verbose=False)  # warm-up: first-use costs (thread pools, lazy imports) vary by process
 builds = []
 for _ in range(5):
-    t = time.perf_counter(); model = DetectionModel("yolov8n.yaml", verbose=False).eval(); builds.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    model = DetectionModel("yolov8n.yaml", verbose=False).eval()
+    builds.append(time.perf_counter() - t)
 x = torch.rand(1, 3, 640, 640)
 with torch.no_grad():
     for _ in range(3):
@@ -62,8 +64,9 @@ with torch.no_grad():
     for i in range(iterations):
         for name in sorted(loops, reverse=i % 2 == 1):
             t = time.perf_counter(); loops[name](x); runs[name].append(time.perf_counter() - t)
-condition = timeit.repeat('for m in layers: vars(m).get("backbone", False)', globals={"layers": model.model}, number=1000)
-empty = timeit.repeat("for m in layers: pass", globals={"layers": model.model}, number=1000)
+layers = {"layers": model.model}
+condition = timeit.repeat('for m in layers: vars(m).get("backbone", False)', globals=layers, number=1000)
+empty = timeit.repeat("for m in layers: pass", globals=layers, number=1000)
 print(json.dumps({
     "median_ratio": sorted(runs["patched"])[iterations // 2] / sorted(runs["stock"])[iterations // 2],
     "min_ratio": min(runs["patched"]) / min(runs["stock"]),

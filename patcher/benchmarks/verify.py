@@ -25,7 +25,8 @@ TARGETS = {"verify --fast, cold": 15.0, "verify, every shipped YAML": 120.0}
 def timed_verify(root: Path, cache_home: Path, *options: str) -> float:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bbpatch", "verify", str(root), *options], env=env, capture_output=True)
+    command = [sys.executable, "-m", "bbpatch", "verify", str(root), *options]
+    done = subprocess.run(command, env=env, capture_output=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"bbpatch verify {' '.join(options)} failed:\n{done.stdout.decode()[-2000:]}")

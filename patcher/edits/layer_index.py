@@ -1,4 +1,4 @@
-"""5c. Layers after a backbone are numbered from 5: ``i + 4`` in the attached index, the save list and the printed table."""
+"""5c. Layers after a backbone are numbered from 5: ``i + 4`` in the attached index, save list and printed table."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ can be repeated.
 
 from __future__ import annotations
 
-import random
 import importlib.util
+import random
 import shutil
 from pathlib import Path
 
