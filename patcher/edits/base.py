@@ -202,9 +202,7 @@ class WrapStatement(Edit):
     def _is_wrapper(self, statement) -> bool:
         tests = {code(template_statement(self.template).test), *self.earlier_tests}
         return (
-            isinstance(statement, cst.If)
-            and code(statement.test) in tests
-            and bool(m.findall(statement, self.anchor))
+            isinstance(statement, cst.If) and code(statement.test) in tests and bool(m.findall(statement, self.anchor))
         )
 
     def anchors(self, module):
