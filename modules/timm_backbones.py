@@ -38,7 +38,8 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
         self.out_indices = level_indices(model_name, info.reduction(), out_levels)
         self.channels = [info.channels()[i] for i in self.out_indices]
         self.frozen = frozen_module_names(self.model, info.module_name()[frozen_stages - 1]) if frozen_stages else []
-        self.train()
+        if self.frozen:
+            freeze(self.model, self.frozen)
 
     def _construct(self, **config):
         TimmBackbone.__init__(self, **config)

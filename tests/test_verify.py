@@ -169,13 +169,14 @@ def test_fast_remembers_builds_until_the_tree_or_the_yaml_changes(fresh_tree, tm
 def test_fast_builds_write_zeros_where_torch_would_draw_random_weights():
     import torch
 
-    from bbpatch.verify.checks import zeros_for_random_init
+    from bbpatch.verify.checks import fast_build
 
     original = torch.nn.init.kaiming_uniform_
-    with zeros_for_random_init():
+    with fast_build():
         inside = torch.nn.Conv2d(3, 8, 3)
+        assert not torch.is_grad_enabled()
     assert not inside.weight.any() and inside.weight.requires_grad
-    assert torch.nn.init.kaiming_uniform_ is original
+    assert torch.nn.init.kaiming_uniform_ is original and torch.is_grad_enabled()
     assert torch.nn.Conv2d(3, 8, 3).weight.any()
 
 

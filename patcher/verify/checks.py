@@ -199,12 +199,13 @@ RANDOM_FILLS = (
 
 
 @contextlib.contextmanager
-def zeros_for_random_init():
-    """torch.nn.init's random fills write zeros instead, until the block ends.
+def fast_build():
+    """For ``verify --fast``, whose only check is the build: construction without work no check looks at.
 
-    For ``verify --fast`` only: random fills are about 15% of a build's CPU time (every conv is filled by
-    torch, then often again by timm), and a build check is about structure (layers, channels, strides),
-    never weight values. Code that calls the fills still runs; the full verify builds unchanged.
+    torch.nn.init's random fills write zeros (about 15% of a build's CPU: every conv is filled by torch,
+    then often again by timm), and autograd is off (the stride probe's forward records no graph). A build
+    check is about structure (layers, channels, strides), never weight values or gradients; code that calls
+    the fills still runs, and the full verify builds exactly as training does.
     """
     import torch
 
@@ -216,7 +217,8 @@ def zeros_for_random_init():
     for name in saved:
         setattr(torch.nn.init, name, zeros)
     try:
-        yield
+        with torch.no_grad():
+            yield
     finally:
         for name, fill in saved.items():
             setattr(torch.nn.init, name, fill)
@@ -224,7 +226,7 @@ def zeros_for_random_init():
 
 @check("build", "model", fast=True)
 def build(ctx):
-    with zeros_for_random_init() if ctx.inputs.get("fast") else contextlib.nullcontext():
+    with fast_build() if ctx.inputs.get("fast") else contextlib.nullcontext():
         model = model_class(ctx.inputs)(ctx.yaml, verbose=False)
     ctx.state["model"] = model
     ctx.imgsz = probe_size(model)
