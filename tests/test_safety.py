@@ -3,12 +3,14 @@ changes nothing, and apply/revert/status never import torch, timm or ultralytics
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 
 import pytest
 
+import bbpatch
 from bbpatch import api, transaction
 from bbpatch.tree import LOCK, MANIFEST, TreeError
 
@@ -80,6 +82,27 @@ def test_edited_bbpatch_code_is_refused_then_forced_with_backup(fresh_tree):
     api.revert(fresh_tree, force=True)
     assert (fresh_tree / (TASKS + ".bbpatch-user")).read_text() == edited
     assert "bbpatch" not in tasks.read_text()
+
+
+def test_a_tree_patched_by_bbpatch_0_1_0_is_upgraded_by_apply_and_reverts_exactly(fresh_tree):
+    """0.1.0 wrapped the forward loops' appends in ``if getattr(m, "backbone", False):``."""
+    before = tree_bytes(fresh_tree)
+    api.apply(fresh_tree)
+    tasks, manifest_file = fresh_tree / TASKS, fresh_tree / "ultralytics" / MANIFEST
+    old_form = tasks.read_text().replace('if vars(m).get("backbone", False):', 'if getattr(m, "backbone", False):')
+    tasks.write_text(old_form)
+    manifest = json.loads(manifest_file.read_text())
+    manifest["bbpatch"] = "0.1.0"
+    manifest["files"]["nn/tasks.py"]["patched_sha256"] = hashlib.sha256(old_form.encode()).hexdigest()
+    manifest_file.write_text(json.dumps(manifest))
+    assert api.status(fresh_tree).state == "patched"
+
+    api.apply(fresh_tree)
+    upgraded = tasks.read_text()
+    assert 'getattr(m, "backbone", False)' not in upgraded and upgraded.count('vars(m).get("backbone"') == 4
+    assert json.loads(manifest_file.read_text())["bbpatch"] == bbpatch.__version__
+    api.revert(fresh_tree)
+    assert tree_bytes(fresh_tree) == before
 
 
 def test_user_files_in_addmodules_are_kept_and_folder_stays(fresh_tree):
