@@ -84,7 +84,14 @@ class Progress:
     metavar="NAME",
     help="Only these runtime checks (and the ones they need), e.g. --check onnx. Repeatable or comma-separated.",
 )
-def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only):
+@click.option(
+    "--allow-untested-release",
+    "allow_untested",
+    is_flag=True,
+    help="Pass the release check on an ultralytics release newer or older than bbpatch's tested range "
+    "(after an upstream pull that bbpatch has not caught up with); every other check still runs.",
+)
+def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only, allow_untested):
     """Check that a patched tree still works: edits, files, every YAML built, run, trained, saved, fused, exported.
 
     Exit 0: all passed; 1: a check failed (each failure names the YAML, the check and the error);
@@ -96,7 +103,8 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only
     try:
         outcome = verify(
             path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache,
-            only=split_names(only), on_start=progress.start, on_result=progress.advance,
+            only=split_names(only), allow_untested=allow_untested, on_start=progress.start,
+            on_result=progress.advance,
         )  # fmt: skip
     except (NotPatched, UnknownYaml, UnknownCheck, TreeError) as error:
         usage_error(str(error), as_json)

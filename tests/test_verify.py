@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 
 import libcst as cst
@@ -133,6 +134,22 @@ def test_an_unpatched_tree_exits_2(fresh_tree):
     proc = verify(fresh_tree, "--fast")
     assert proc.returncode == 2
     assert "not patched" in proc.stderr
+
+
+def test_an_untested_release_fails_the_release_check_unless_allowed(fresh_tree):
+    init = fresh_tree / "ultralytics" / "__init__.py"
+    init.write_text(re.sub(r'__version__ = "[^"]+"', '__version__ = "8.4.999"', init.read_text()))
+    api.apply(fresh_tree)
+
+    def release(*args):
+        proc = verify(fresh_tree, "--fast", "--yaml", SMALL_YAMLS[0], "--json", *args)
+        return proc.returncode, results_by_key(json.loads(proc.stdout))[("tree", "release")]
+
+    code, result = release()
+    assert code == 1 and result["status"] == "fail"
+    assert "8.4.999 is outside the tested" in result["detail"] and "--allow-untested-release" in result["detail"]
+    code, result = release("--allow-untested-release")
+    assert code == 0 and result["status"] == "pass" and "accepted" in result["detail"]
 
 
 def test_an_unknown_yaml_name_is_a_usage_error(patched_tree):

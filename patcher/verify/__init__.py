@@ -97,11 +97,12 @@ def default_jobs() -> int:
 
 def verify(
     path=None, yamls=None, fast=False, jobs=None, on_start=None, on_result=None, workdir=None,
-    stock=planning.STOCK_YAML, use_cache=True, only=(),
+    stock=planning.STOCK_YAML, use_cache=True, only=(), allow_untested=False,
 ) -> Outcome:  # fmt: skip
     """Run verify; ``on_start(total_checks)`` and ``on_result(result)`` follow progress.
 
     ``only`` limits the runtime checks to these names and what they need (static checks always run).
+    ``allow_untested`` passes the release check on an ultralytics release outside bbpatch's tested range.
     With ``fast``, builds remembered in the build cache (see ``cache``) are not repeated unless
     ``use_cache`` is False. Raises NotPatched, UnknownYaml or bbpatch's TreeError before running anything.
     """
@@ -111,7 +112,7 @@ def verify(
     roles = bbpatch_roles(patched.tree.package)
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
     tasks = planning.plan(models, fast=fast, stock=stock, only=check_names(only))
-    results = static_results(patched)
+    results = static_results(patched, allow_untested)
     builds = CachedBuilds(patched, tasks) if fast and use_cache else None
     if on_start:
         on_start(len(results) + count_checks(tasks))

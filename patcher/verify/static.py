@@ -78,8 +78,9 @@ def declared_role(node: ast.ClassDef):
     return None
 
 
-def release_result(patched: PatchedTree) -> Result:
+def release_result(patched: PatchedTree, allow_untested: bool = False) -> Result:
     version, recorded = patched.tree.version, patched.manifest.ultralytics
+    tested = f"{OLDEST_RELEASE} .. {NEWEST_RELEASE}"
     if version != recorded:
         return Result(
             SUBJECT,
@@ -87,14 +88,17 @@ def release_result(patched: PatchedTree) -> Result:
             FAIL,
             f"tree is ultralytics {version} but was patched on {recorded}: run 'bbpatch apply'",
         )
-    if not in_tested_range(version):
-        return Result(
-            SUBJECT,
-            "release",
-            FAIL,
-            f"ultralytics {version} is outside the supported {OLDEST_RELEASE} .. {NEWEST_RELEASE}",
-        )
-    return Result(SUBJECT, "release", PASS, f"ultralytics {version} (supported {OLDEST_RELEASE} .. {NEWEST_RELEASE})")
+    if in_tested_range(version):
+        return Result(SUBJECT, "release", PASS, f"ultralytics {version} (tested {tested})")
+    if allow_untested:
+        return Result(SUBJECT, "release", PASS, f"ultralytics {version}, outside the tested {tested}: accepted")
+    return Result(
+        SUBJECT,
+        "release",
+        FAIL,
+        f"ultralytics {version} is outside the tested {tested}; if the other checks pass, "
+        "--allow-untested-release accepts it",
+    )
 
 
 def edit_results(patched: PatchedTree) -> list[Result]:
@@ -150,8 +154,8 @@ def read_bytes(path: Path):
     return path.read_bytes() if path.is_file() else None
 
 
-def static_results(patched: PatchedTree) -> list[Result]:
-    return [release_result(patched), *edit_results(patched), *file_results(patched)]
+def static_results(patched: PatchedTree, allow_untested: bool = False) -> list[Result]:
+    return [release_result(patched, allow_untested), *edit_results(patched), *file_results(patched)]
 
 
 def unpatched_copy(patched: PatchedTree, dest: Path) -> Path:
