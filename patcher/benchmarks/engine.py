@@ -180,7 +180,7 @@ def main(argv=None):
     for name, value in figures.items():
         target = targets.get(name)
         verdict = "" if target is None else f"  target <= {target}: {'met' if value <= target else 'NOT met'}"
-        print(f"  {name:<36} {value:8.3f}{verdict}")
+        print(f"  {name:<44} {value:8.3f}{verdict}")
 
 
 if __name__ == "__main__":
