@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from bbpatch import api
 from bbpatch.catalog import package_dir
+from bbpatch.tree import installed_package
 
 BUILD = """
 import json, sys
@@ -54,7 +54,7 @@ def main(argv=None):
     parser.add_argument("--workdir", default="demo-out")
     parser.add_argument("--all", action="store_true", help="every shipped YAML, not only YOLOv8 and RT-DETR detect")
     args = parser.parse_args(argv)
-    source = Path(next(iter(importlib.util.find_spec("ultralytics").submodule_search_locations)))
+    source = installed_package()
     root = Path(args.workdir).resolve()
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(source, root / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))

@@ -77,7 +77,7 @@ def _package_dir(path: Path) -> Path | None:
     return None
 
 
-def _installed_package() -> Path | None:
+def installed_package() -> Path | None:
     spec = importlib.util.find_spec("ultralytics")  # finds without importing a top-level package
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -92,7 +92,7 @@ def find_tree(path: str | Path | None = None) -> Tree:
                 f"{path}: no ultralytics package here (expected {path}/ultralytics/{TASKS} or {path}/{TASKS})"
             )
     else:
-        package = _package_dir(Path("ultralytics")) or _installed_package()
+        package = _package_dir(Path("ultralytics")) or installed_package()
         if package is None:
             raise TreeError("no ./ultralytics and no installed ultralytics package: pass the tree's PATH")
     init = package / "__init__.py"

@@ -10,12 +10,12 @@ Every pair is interleaved round by round, so drift in machine load hits both sid
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import tempfile
 from pathlib import Path
 
-from bbpatch.benchmarks.engine import run_in_tree
+from bbpatch.benchmarks.engine import copy_of_installed, run_in_tree
+from bbpatch.tree import installed_package
 
 BUILD_TIME = """
 import json, sys, time, torch
@@ -84,10 +84,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from bbpatch import api
 
-    package = Path(next(iter(__import__("importlib").util.find_spec("ultralytics").submodule_search_locations)))
+    package = installed_package()
     with tempfile.TemporaryDirectory() as temp:
-        root = Path(temp)
-        shutil.copytree(package, root / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+        root = copy_of_installed(Path(temp))
         api.apply(root)
         builds = run_in_tree(root, BUILD_TIME, args.iterations)
         latency = run_in_tree(root, FUSED_LATENCY, args.iterations)

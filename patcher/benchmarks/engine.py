@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from bbpatch.catalog import package_dir
+from bbpatch.tree import installed_package
 
 FLOOR = "import sys, libcst\nfor f in sys.argv[1:]:\n    libcst.parse_module(open(f, 'rb').read()).code\n"
 
@@ -75,6 +76,12 @@ print(json.dumps({
     "forward_ms": min(runs["stock"]) * 1e3,
 }))
 """
+
+
+def copy_of_installed(root: Path) -> Path:
+    """A copy of the installed ultralytics package under ``root`` (made for the benchmark to patch); returns root."""
+    shutil.copytree(installed_package(), root / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
 
 
 def timed(command: list[str], **kwargs) -> float:
@@ -161,11 +168,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from bbpatch import api
 
-    package = Path(next(iter(__import__("importlib").util.find_spec("ultralytics").submodule_search_locations)))
+    package = installed_package()
     with tempfile.TemporaryDirectory() as temp:
-        clean, patched = Path(temp, "clean"), Path(temp, "patched")
-        for root in (clean, patched):
-            shutil.copytree(package, root / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+        clean, patched = copy_of_installed(Path(temp, "clean")), copy_of_installed(Path(temp, "patched"))
         figures = engine_ratios(clean, args.rounds)
         api.apply(patched)
         figures.update(forward_loop_figures(clean, patched, args.iterations * 10))

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bbpatch.benchmarks.engine import copy_of_installed
+from bbpatch.tree import installed_package
 
 TARGETS = {"verify --fast, cold": 15.0, "verify, every shipped YAML": 120.0}
 
@@ -49,10 +51,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from bbpatch import api
 
-    package = Path(next(iter(__import__("importlib").util.find_spec("ultralytics").submodule_search_locations)))
+    package = installed_package()
     with tempfile.TemporaryDirectory() as temp:
-        root = Path(temp, "tree")
-        shutil.copytree(package, root / "ultralytics", ignore=shutil.ignore_patterns("__pycache__"))
+        root = copy_of_installed(Path(temp, "tree"))
         api.apply(root)
         figures = measure(root, Path(temp), args.rounds, args.full)
     print(f"verify wall times, seconds (ultralytics at {package}, {os.cpu_count()} CPUs)")
