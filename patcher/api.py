@@ -177,7 +177,7 @@ def _unified_diff(tree: Tree, key: str, old: bytes | None, new: bytes | None) ->
 def _is_current(tree: Tree, manifest: Manifest) -> bool:
     if manifest.bbpatch != __version__ or manifest.ultralytics != tree.version:
         return False
-    return all(sha256(_read(tree.package / key)) == record.patched_sha256 for key, record in manifest.files.items())
+    return all(sha256(_read(tree.file(key))) == record.patched_sha256 for key, record in manifest.files.items())
 
 
 def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None) -> dict[str, bytes]:
@@ -204,10 +204,10 @@ def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None)
 def _check_replaceable(tree: Tree, key: str, existing: bytes, record: FileRecord | None) -> None:
     """bbpatch replaces only files it created and nobody changed since."""
     if record is None:
-        raise FileConflict(f"{tree.package / key}: exists and is not bbpatch's; move it away, then run bbpatch apply")
+        raise FileConflict(f"{tree.file(key)}: exists and is not bbpatch's; move it away, then run bbpatch apply")
     if sha256(existing) != record.patched_sha256:
         raise FileConflict(
-            f"{tree.package / key}: changed since bbpatch installed it; "
+            f"{tree.file(key)}: changed since bbpatch installed it; "
             "move your version to a new file, then run bbpatch apply"
         )
 
@@ -229,15 +229,15 @@ def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
             writes[tree.file(key)] = patched
     previously_created = {k for k, r in (manifest.files.items() if manifest else ()) if r.action == CREATED}
     for key, data in shipped_files(tree).items():
-        existing = _read(tree.package / key)
+        existing = _read(tree.file(key))
         if existing is not None and existing != data:
             _check_replaceable(tree, key, existing, manifest.files.get(key) if key in previously_created else None)
         new_manifest.files[key] = FileRecord.created(data)
         if existing != data:
-            writes[tree.package / key] = data
+            writes[tree.file(key)] = data
     for key in previously_created - set(new_manifest.files):  # shipped by an older bbpatch, not by this one
-        if sha256(_read(tree.package / key)) == manifest.files[key].patched_sha256:
-            writes[tree.package / key] = None
+        if sha256(_read(tree.file(key))) == manifest.files[key].patched_sha256:
+            writes[tree.file(key)] = None
     writes[tree.package / MANIFEST] = new_manifest.to_bytes()
     state = "patched" if manifest is None else "updated"
     return Report(tree, state, new_manifest.edits, bbpatch=__version__), writes
@@ -272,7 +272,7 @@ def apply(path=None, dry_run: bool = False) -> Report:
 
 
 def _revert_changed(tree: Tree, key: str, record: FileRecord, force: bool, report: Report) -> dict[Path, bytes | None]:
-    path = tree.package / key
+    path = tree.file(key)
     data = _read(path)
     digest = sha256(data)
     if digest == record.patched_sha256 or data is None:
@@ -310,13 +310,13 @@ def revert(path=None, force: bool = False) -> Report:
         for key, record in manifest.files.items():
             if record.action == CHANGED:
                 writes.update(_revert_changed(tree, key, record, force, report))
-            elif sha256(_read(tree.package / key)) == record.patched_sha256:
-                writes[tree.package / key] = None
-            elif (tree.package / key).exists():
+            elif sha256(_read(tree.file(key))) == record.patched_sha256:
+                writes[tree.file(key)] = None
+            elif tree.file(key).exists():
                 report.notes.append(f"{key}: changed since apply; kept")
         writes[tree.package / MANIFEST] = None
         commit(writes)
-        for directory in {(tree.package / key).parent for key in manifest.files} | {tree.package / ADDMODULES}:
+        for directory in {tree.file(key).parent for key in manifest.files} | {tree.package / ADDMODULES}:
             prune_empty_dirs(directory, stop=tree.package)
     return report
 
@@ -338,7 +338,7 @@ def status(path=None) -> Report:
             f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply"
         )
     for key, record in manifest.files.items():
-        data = _read(tree.package / key)
+        data = _read(tree.file(key))
         if sha256(data) == record.patched_sha256:
             continue
         if data is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib.util
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from bbpatch.edits.base import TASKS, TORCH_UTILS
+from bbpatch.edits.base import TASKS
 
 
 class TreeError(Exception):
@@ -18,6 +19,10 @@ VERSION = re.compile(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", re.M)
 ADDMODULES = "nn/Addmodules"
 MANIFEST = f"{ADDMODULES}/bbpatch_manifest.json"
 LOCK = ".bbpatch.lock"
+# Up to 8.0.135 (the ultralytics/yolo/ layout) the packages utils and cfg live under yolo/.
+LEGACY_DIRS = {"utils": "yolo/utils", "cfg": "yolo/cfg"}
+# check_file searches only cfg/ (8.0.136 .. 8.0.239) or a list of directories with yolo/cfg (8.0.44 .. 8.0.135)
+SEARCHES_CFG = re.compile(r"""ROOT\s*/\s*['"]cfg['"]\s*/\s*['"]\*\*['"]|for d in [^:]*['"]yolo/cfg['"]""")
 # Releases the test suite runs on (tests/test_releases.py); outside them bbpatch still applies by what it finds.
 TESTED_RELEASES = (
     "8.0.200",
@@ -48,23 +53,32 @@ class Tree:
     package: Path  # the ``ultralytics`` package directory
     version: str
 
-    def file(self, rel: str) -> Path:
-        """Path of a file named relative to the package; torch_utils lived under yolo/ up to 8.0.135."""
-        if rel == TORCH_UTILS and not (self.package / rel).exists():
-            return self.package / "yolo" / rel
-        return self.package / rel
+    @cached_property
+    def moved(self) -> dict[str, str]:
+        """Top-level folders this release keeps elsewhere: up to 8.0.135, ``utils/`` is ``yolo/utils/`` etc."""
+        legacy = (self.package / "yolo" / "utils" / "__init__.py").is_file()
+        return LEGACY_DIRS if legacy and not (self.package / "utils" / "__init__.py").is_file() else {}
+
+    def file(self, key: str) -> Path:
+        """The path of a file bbpatch names relative to the package (a manifest key, an edit's file).
+
+        The one place where a key becomes a path: every read, write and delete goes through it, so apply,
+        status and revert agree on where ``utils/torch_utils.py`` is in every layout.
+        """
+        head, _, rest = key.partition("/")
+        if head in self.moved and rest:
+            return self.package / self.moved[head] / rest
+        return self.package / key
 
     def key(self, path: Path) -> str:
         return path.relative_to(self.package).as_posix()
 
     @property
     def yaml_dir(self) -> str:
-        """Where model YAMLs go: releases whose check_yaml searches only cfg/ get them under cfg/models/."""
-        checks = self.package / "utils" / "checks.py"
-        searches_cfg_only = checks.exists() and re.search(
-            r"""ROOT\s*/\s*['"]cfg['"]\s*/\s*['"]\*\*['"]""", checks.read_text("utf-8")
-        )
-        return "cfg/models/Addmodules" if searches_cfg_only else f"{ADDMODULES}/yamls"
+        """Where model YAMLs go: under cfg/models/ where check_yaml searches only cfg/, else nn/Addmodules/yamls."""
+        checks = self.file("utils/checks.py")
+        searches_cfg = checks.exists() and SEARCHES_CFG.search(checks.read_text("utf-8"))
+        return "cfg/models/Addmodules" if searches_cfg else f"{ADDMODULES}/yamls"
 
     def __str__(self) -> str:
         return f"{self.package} (ultralytics {self.version})"
