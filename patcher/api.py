@@ -12,7 +12,9 @@ from bbpatch import __version__
 from bbpatch.catalog import package_dir
 from bbpatch.edits import EDITS, FILES, AnchorMissing
 from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
-from bbpatch.transaction import commit, locked, prune_empty_dirs
+from bbpatch.paths import outside_link
+from bbpatch.paths import read as read_checked
+from bbpatch.transaction import commit, locked, prune_empty_dirs, recover_pending
 from bbpatch.tree import (
     ADDMODULES,
     LOCK,
@@ -67,8 +69,22 @@ class Report:
 # --- sources ---------------------------------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> bytes | None:
-    return path.read_bytes() if path.exists() else None
+def _read(tree: Tree, path: Path) -> bytes | None:
+    """Every read goes through bbpatch.paths: inside the package, never through a symlink out of it."""
+    return read_checked(tree.package, path)
+
+
+def symlink_notes(tree: Tree) -> list[str]:
+    """Patched files that are symlinks out of the package: a write replaces the link, never its target."""
+    notes = []
+    for key in FILES:
+        target = outside_link(tree.package, tree.file(key))
+        if target is not None:
+            notes.append(
+                f"{tree.file(key)} is a symlink to {target}, outside the package: apply replaces the link "
+                "with a patched file and leaves the target untouched; revert writes the original as a plain file"
+            )
+    return notes
 
 
 def _parse(tree: Tree, key: str, data: bytes) -> cst.Module:
@@ -144,7 +160,7 @@ def shipped_files(tree: Tree) -> dict[str, bytes]:
 def _sources(tree: Tree) -> dict[str, bytes]:
     sources = {}
     for key in FILES:
-        data = _read(tree.file(key))
+        data = _read(tree, tree.file(key))
         if data is None:
             raise TreeError(f"{tree.file(key)}: missing; reinstall ultralytics or check the PATH")
         sources[key] = data
@@ -152,7 +168,7 @@ def _sources(tree: Tree) -> dict[str, bytes]:
 
 
 def read_manifest(tree: Tree) -> Manifest | None:
-    data = _read(tree.package / MANIFEST)
+    data = _read(tree, tree.package / MANIFEST)
     if data is None:
         return None
     try:
@@ -177,7 +193,9 @@ def _unified_diff(tree: Tree, key: str, old: bytes | None, new: bytes | None) ->
 def _is_current(tree: Tree, manifest: Manifest) -> bool:
     if manifest.bbpatch != __version__ or manifest.ultralytics != tree.version:
         return False
-    return all(sha256(_read(tree.file(key))) == record.patched_sha256 for key, record in manifest.files.items())
+    return all(
+        sha256(_read(tree, tree.file(key))) == record.patched_sha256 for key, record in manifest.files.items()
+    )
 
 
 def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None) -> dict[str, bytes]:
@@ -229,14 +247,14 @@ def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
             writes[tree.file(key)] = patched
     previously_created = {k for k, r in (manifest.files.items() if manifest else ()) if r.action == CREATED}
     for key, data in shipped_files(tree).items():
-        existing = _read(tree.file(key))
+        existing = _read(tree, tree.file(key))
         if existing is not None and existing != data:
             _check_replaceable(tree, key, existing, manifest.files.get(key) if key in previously_created else None)
         new_manifest.files[key] = FileRecord.created(data)
         if existing != data:
             writes[tree.file(key)] = data
     for key in previously_created - set(new_manifest.files):  # shipped by an older bbpatch, not by this one
-        if sha256(_read(tree.file(key))) == manifest.files[key].patched_sha256:
+        if sha256(_read(tree, tree.file(key))) == manifest.files[key].patched_sha256:
             writes[tree.file(key)] = None
     writes[tree.package / MANIFEST] = new_manifest.to_bytes()
     state = "patched" if manifest is None else "updated"
@@ -254,16 +272,19 @@ def release_notes(tree: Tree) -> list[str]:
 def apply(path=None, dry_run: bool = False) -> Report:
     tree = find_tree(path)
     if dry_run:
+        recovered = recover_pending(tree.package)
         report, writes = plan_apply(tree)
+        report.notes += recovered
         report.diff = "".join(
-            _unified_diff(tree, tree.key(p), _read(p), data)
+            _unified_diff(tree, tree.key(p), _read(tree, p), data)
             for p, data in writes.items()
             if not p.name.endswith(".json")
         )
         return report
-    with locked(tree.package / LOCK):
+    with locked(tree.package / LOCK) as recovered:
         report, writes = plan_apply(tree)
-        commit(writes)
+        report.notes += recovered + symlink_notes(tree)
+        commit(tree.package, writes, "apply")
     report.notes += release_notes(tree)
     return report
 
@@ -273,7 +294,7 @@ def apply(path=None, dry_run: bool = False) -> Report:
 
 def _revert_changed(tree: Tree, key: str, record: FileRecord, force: bool, report: Report) -> dict[Path, bytes | None]:
     path = tree.file(key)
-    data = _read(path)
+    data = _read(tree, path)
     digest = sha256(data)
     if digest == record.patched_sha256 or data is None:
         return {path: record.original}
@@ -293,7 +314,7 @@ def _revert_changed(tree: Tree, key: str, record: FileRecord, force: bool, repor
 
 def revert(path=None, force: bool = False) -> Report:
     tree = find_tree(path)
-    with locked(tree.package / LOCK):
+    with locked(tree.package / LOCK) as recovered:
         manifest = read_manifest(tree)
         if manifest is None:
             current = _sources(tree)
@@ -304,18 +325,18 @@ def revert(path=None, force: bool = False) -> Report:
                     "nothing of bbpatch's "
                     "to revert: restore it with git checkout or pip install --force-reinstall ultralytics"
                 )
-            return Report(tree, "clean", notes=["not patched: nothing to revert"])
-        report = Report(tree, "reverted", bbpatch=manifest.bbpatch)
+            return Report(tree, "clean", notes=[*recovered, "not patched: nothing to revert"])
+        report = Report(tree, "reverted", bbpatch=manifest.bbpatch, notes=list(recovered))
         writes: dict[Path, bytes | None] = {}
         for key, record in manifest.files.items():
             if record.action == CHANGED:
                 writes.update(_revert_changed(tree, key, record, force, report))
-            elif sha256(_read(tree.file(key))) == record.patched_sha256:
+            elif sha256(_read(tree, tree.file(key))) == record.patched_sha256:
                 writes[tree.file(key)] = None
             elif tree.file(key).exists():
                 report.notes.append(f"{key}: changed since apply; kept")
         writes[tree.package / MANIFEST] = None
-        commit(writes)
+        commit(tree.package, writes, "revert")
         for directory in {tree.file(key).parent for key in manifest.files} | {tree.package / ADDMODULES}:
             prune_empty_dirs(directory, stop=tree.package)
     return report
@@ -326,19 +347,21 @@ def revert(path=None, force: bool = False) -> Report:
 
 def status(path=None) -> Report:
     tree = find_tree(path)
+    first_notes = recover_pending(tree.package) + symlink_notes(tree)
     manifest = read_manifest(tree)
     if manifest is None:
         current = _sources(tree)
         statuses = edit_statuses(tree, current)
         evidence = hand_patch_evidence(current)
-        return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=evidence)
-    report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch, notes=release_notes(tree))
+        return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=first_notes + evidence)
+    notes = first_notes + release_notes(tree)
+    report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch, notes=notes)
     if manifest.ultralytics != tree.version:
         report.problems.append(
             f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply"
         )
     for key, record in manifest.files.items():
-        data = _read(tree.file(key))
+        data = _read(tree, tree.file(key))
         if sha256(data) == record.patched_sha256:
             continue
         if data is None:

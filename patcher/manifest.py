@@ -1,13 +1,31 @@
-"""The record bbpatch keeps in the tree: what it created or changed, with hashes and the original bytes."""
+"""The record bbpatch keeps in the tree: what it created or changed, with hashes and the original bytes.
+
+A manifest is data from disk (it travels through ``git pull`` and archives), so ``Manifest.from_bytes``
+validates it before anything acts on it: known fields and actions, hashes in their format, the original bytes
+matching their hash, and paths that are relative, normalised, and among those bbpatch itself writes.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
+from bbpatch.edits.base import TASKS, TORCH_UTILS
+from bbpatch.paths import UnsafePath, check_key
+
 CREATED, CHANGED = "created", "changed"
+# What bbpatch writes: the files it patches (torch_utils under yolo/ up to 8.0.135) and files in its own folders.
+CHANGED_KEYS = frozenset({TASKS, TORCH_UTILS, f"yolo/{TASKS}", f"yolo/{TORCH_UTILS}"})
+CREATED_FOLDERS = ("nn/Addmodules/", "cfg/models/Addmodules/")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ManifestError(ValueError):
+    """The manifest is not one bbpatch wrote: nothing acts on it."""
 
 
 def sha256(data: bytes | None) -> str | None:
@@ -52,6 +70,62 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
-        raw = json.loads(data)
-        files = {k: FileRecord(**v) for k, v in raw["files"].items()}
-        return cls(raw["bbpatch"], raw["ultralytics"], raw.get("edits", {}), files)
+        """The manifest in ``data``; ManifestError (one line, naming the bad entry) if it is not valid."""
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ManifestError(f"not JSON ({error})") from None
+        _require(isinstance(raw, dict), "not a JSON object")
+        for name in ("bbpatch", "ultralytics"):
+            _require(isinstance(raw.get(name), str) and raw[name], f"'{name}' must be a non-empty string")
+        edits = raw.get("edits", {})
+        _require(
+            isinstance(edits, dict) and all(isinstance(v, str) for v in edits.values()),
+            "'edits' must map edit names to strings",
+        )
+        _require(isinstance(raw.get("files"), dict), "'files' must be an object")
+        files = {key: _record(key, value) for key, value in raw["files"].items()}
+        return cls(raw["bbpatch"], raw["ultralytics"], edits, files)
+
+
+def _require(condition: object, problem: str) -> None:
+    if not condition:
+        raise ManifestError(problem)
+
+
+def _record(key: str, value: object) -> FileRecord:
+    try:
+        check_key(key)
+    except UnsafePath as error:
+        raise ManifestError(f"files: {error}") from None
+    _require(isinstance(value, dict), f"files[{key!r}]: not an object")
+    unknown = set(value) - {"action", "patched_sha256", "original_sha256", "original_b64"}
+    _require(not unknown, f"files[{key!r}]: unknown fields {sorted(unknown)}")
+    record = FileRecord(**{"action": None, "patched_sha256": None, **value})
+    _require(record.action in (CREATED, CHANGED), f"files[{key!r}]: unknown action {record.action!r}")
+    _require(_is_sha256(record.patched_sha256), f"files[{key!r}]: patched_sha256 is not a SHA-256 hex digest")
+    if record.action == CREATED:
+        _require(key.startswith(CREATED_FOLDERS), f"files[{key!r}]: bbpatch creates files only in {CREATED_FOLDERS}")
+        _require(
+            record.original_sha256 is None and record.original_b64 is None,
+            f"files[{key!r}]: created, yet has an original",
+        )
+    else:
+        _require(key in CHANGED_KEYS, f"files[{key!r}]: bbpatch changes only {sorted(CHANGED_KEYS)}")
+        _require(_is_sha256(record.original_sha256), f"files[{key!r}]: original_sha256 is not a SHA-256 hex digest")
+        _require(
+            sha256(_original(key, record)) == record.original_sha256,
+            f"files[{key!r}]: original bytes do not match original_sha256",
+        )
+    return record
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and SHA256.fullmatch(value) is not None
+
+
+def _original(key: str, record: FileRecord) -> bytes:
+    try:
+        return base64.b64decode(record.original_b64, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise ManifestError(f"files[{key!r}]: original_b64 is not base64") from None

@@ -1,70 +1,81 @@
-"""All-or-nothing writes: every new content is computed first, then written through temp files and atomic
-renames; if any write fails, the files already written get their previous bytes back."""
+"""All-or-nothing changes to a tree: the one place every write, delete and mkdir goes through.
+
+``commit(package, writes)`` checks every path (bbpatch.paths), records how to undo the whole change in a
+write-ahead journal (bbpatch.journal), then writes each file through a temp file and an atomic rename. If a
+write fails, the journal is rolled back in the same process and the failure becomes one ``WriteError`` line
+naming the file and the cause. If the process dies instead, the journal is still there: the next bbpatch
+command rolls it back (``locked`` and ``recover_pending``) and says so.
+
+Test hook: with ``BBPATCH_KILL_AFTER_WRITES=N`` in the environment, the process sends itself SIGKILL right
+after its Nth write, delete or mkdir in a tree (``0``: right after the journal is written, before any write).
+Rollback writes count too, so a test can also kill a recovery halfway.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import signal
 from contextlib import contextmanager
 from pathlib import Path
+
+from bbpatch import journal
+from bbpatch.journal import TEMP_SUFFIX, Journal, fsync_dir, write_durably
+from bbpatch.paths import inside, os_cause, under
+from bbpatch.tree import LOCK, TreeError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the lock then only excludes by O_EXCL below
+    fcntl = None
+
+KILL_AFTER_WRITES = "BBPATCH_KILL_AFTER_WRITES"
+_writes_done = 0
 
 
 class LockedError(Exception):
     pass
 
 
-def _replace(source: str, destination: Path) -> None:
-    os.replace(source, destination)  # module-level so tests can fail a write halfway
+class WriteError(TreeError):
+    """A write to the tree failed: the change was rolled back (or the journal left for the next command)."""
+
+
+# --- the one write path ----------------------------------------------------------------------------------------------
+
+
+def _wrote() -> None:
+    """Count a write; the test hook kills the process after the chosen one."""
+    global _writes_done
+    _writes_done += 1
+    _kill_if_due()
+
+
+def _kill_if_due() -> None:
+    due = os.environ.get(KILL_AFTER_WRITES)
+    if due is not None and due.strip().isdigit() and _writes_done == int(due):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _write(path: Path, data: bytes) -> None:
+    mode = path.stat().st_mode & 0o7777 if path.is_file() and not path.is_symlink() else 0o644
+    write_durably(path, data, mode)
+    _wrote()
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+    _wrote()
+
+
+def _mkdir(directory: Path) -> None:
+    directory.mkdir()
+    _wrote()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".bbpatch-tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o7777)
-        else:
-            os.chmod(temp, 0o644)
-        _replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def commit(writes: dict[Path, bytes | None]) -> None:
-    """Write (bytes) or delete (None) each path; on any failure restore everything touched and re-raise."""
-    undo: list[tuple[Path, bytes | None]] = []
-    made_dirs: list[Path] = []
-    try:
-        for path, data in writes.items():
-            previous = path.read_bytes() if path.exists() else None
-            if data is None:
-                if previous is not None:
-                    undo.append((path, previous))
-                    path.unlink()
-                continue
-            made_dirs += _make_parents(path)
-            undo.append((path, previous))
-            write_atomic(path, data)
-    except BaseException:
-        for path, previous in reversed(undo):
-            if previous is None:
-                path.unlink(missing_ok=True)
-            else:
-                write_atomic(path, previous)
-        for directory in reversed(made_dirs):
-            _remove_if_empty(directory)
-        raise
-
-
-def _make_parents(path: Path) -> list[Path]:
-    missing = [p for p in reversed(path.parents) if not p.exists()]
-    for directory in missing:
-        directory.mkdir()
-    return missing
+    """One file, all or nothing, outside any tree's transaction (kept for callers such as git-setup)."""
+    mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o644
+    write_durably(path, data, mode)
 
 
 def _remove_if_empty(directory: Path) -> bool:
@@ -75,10 +86,97 @@ def _remove_if_empty(directory: Path) -> bool:
         return False
 
 
+# --- commit and roll back --------------------------------------------------------------------------------------------
+
+
+def _missing_parents(package: Path, paths) -> list[Path]:
+    missing = []
+    for path in paths:
+        for directory in reversed(path.parents):
+            if package in directory.parents and not directory.exists() and directory not in missing:
+                missing.append(directory)
+    return missing
+
+
+def _plan(package: Path, writes: dict[Path, bytes | None]) -> Journal:
+    before = {}
+    for path in writes:
+        inside(package, path)
+        try:
+            before[path.relative_to(package).as_posix()] = path.read_bytes() if path.is_file() else None
+        except OSError as error:
+            raise WriteError(f"{path}: cannot read ({os_cause(error)}); nothing was changed") from None
+    made = _missing_parents(package, [p for p, data in writes.items() if data is not None])
+    return Journal("write", before, [d.relative_to(package).as_posix() for d in made])
+
+
+def commit(package: Path, writes: dict[Path, bytes | None], operation: str = "write") -> None:
+    """Write (bytes) or delete (None) each path in ``package``: all of it, or, if anything fails, none of it."""
+    plan = _plan(package, writes)
+    plan.operation = operation
+    try:
+        journal.begin(package, plan)
+    except OSError as error:
+        journal.journal_path(package).unlink(missing_ok=True)
+        raise WriteError(
+            f"{journal.journal_path(package)}: cannot write ({os_cause(error)}); nothing was changed"
+        ) from None
+    _kill_if_due()
+    current = None
+    try:
+        for directory in plan.made_dirs:
+            current = package / directory
+            _mkdir(current)
+        for current, data in writes.items():
+            if data is None:
+                if current.is_file() or current.is_symlink():
+                    _delete(current)
+            else:
+                _write(current, data)
+        for directory in {p.parent for p in writes}:
+            fsync_dir(directory)
+        journal.end(package)
+    except OSError as error:
+        raise WriteError(f"{current}: cannot write ({os_cause(error)}); {_undo(package, plan)}") from None
+    except BaseException:
+        _undo(package, plan)
+        raise
+
+
+def _undo(package: Path, plan: Journal) -> str:
+    try:
+        roll_back(package, plan)
+    except OSError as error:
+        return f"rolling back failed too ({os_cause(error)}); the next bbpatch command finishes the rollback"
+    return "nothing was changed (rolled back)"
+
+
+def roll_back(package: Path, plan: Journal) -> None:
+    """Put every path in ``plan`` back as it was, remove the directories it made, then the journal."""
+    for key, data in plan.before.items():
+        path = under(package, key)
+        if data is None:
+            if path.is_file() or path.is_symlink():
+                _delete(path)
+        elif not path.is_file() or path.is_symlink() or path.read_bytes() != data:
+            _write(path, data)
+    for key in {*plan.before, *plan.made_dirs}:
+        _remove_temp_files(under(package, key).parent)
+    for key in reversed(plan.made_dirs):
+        _remove_if_empty(under(package, key))
+    journal.end(package)
+
+
+def _remove_temp_files(directory: Path) -> None:
+    if directory.is_dir():
+        for temp in directory.glob(f".*{TEMP_SUFFIX}"):
+            temp.unlink(missing_ok=True)
+
+
 def prune_empty_dirs(directory: Path, stop: Path) -> None:
     """Remove ``directory`` and its parents up to ``stop`` while they are empty (bytecode caches don't count)."""
     while directory != stop and directory.exists():
-        cache = directory / "__pycache__"
+        cache = inside(stop, directory / "__pycache__")
         if cache.is_dir() and all(p.suffix == ".pyc" for p in cache.iterdir()) and len(list(directory.iterdir())) == 1:
             for pyc in cache.iterdir():
                 pyc.unlink()
@@ -88,35 +186,85 @@ def prune_empty_dirs(directory: Path, stop: Path) -> None:
         directory = directory.parent
 
 
-def _pid_alive(pid: int) -> bool:
+# --- lock and recovery -----------------------------------------------------------------------------------------------
+
+
+def _recover(package: Path) -> list[str]:
+    """Roll back an interrupted operation's journal, if there is one (the caller holds the lock)."""
+    plan = journal.pending(package)
+    if plan is None:
+        _remove_temp_files(package)
+        return []
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        roll_back(package, plan)
+    except OSError as error:
+        raise WriteError(
+            f"{journal.journal_path(package)}: an interrupted bbpatch {plan.operation} could not be rolled back "
+            f"({os_cause(error)}); fix the cause and run bbpatch status again"
+        ) from None
+    return [
+        f"an interrupted bbpatch {plan.operation} was rolled back: the tree is as it was before it "
+        f"({len(plan.before)} files checked)"
+    ]
+
+
+def recover_pending(package: Path) -> list[str]:
+    """For read-only commands: roll back an interrupted operation if one left its journal (takes the lock)."""
+    if not journal.journal_path(package).exists():
+        return []
+    with locked(package / LOCK) as notes:
+        return notes
+
+
+def _holder(lock: Path) -> str:
+    try:
+        text = lock.read_text(errors="replace").strip()
+    except OSError:
+        return "unknown"
+    return text if text.isdigit() else "unknown"
+
+
+def _open_lock(lock: Path) -> int:
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        raise WriteError(f"{lock}: cannot create the lock file ({os_cause(error)}); nothing was changed") from None
+
+
+def _take(lock: Path) -> int:
+    """An open descriptor holding the lock. The kernel drops a flock when its process dies, so a lock file left
+    by a dead process (whatever it holds: a dead pid, garbage) is simply taken over."""
+    for _ in range(10):
+        fd = _open_lock(lock)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(
+                f"{lock}: another bbpatch run (pid {_holder(lock)}) is working on this tree; wait for it to finish"
+            ) from None
+        if _same_file(fd, lock):  # not unlinked by the previous holder between our open and our flock
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        os.close(fd)
+    raise LockedError(f"{lock}: could not take the lock; delete it if no bbpatch run is active")
+
+
+def _same_file(fd: int, lock: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
 def locked(lock: Path):
-    """One bbpatch run per tree. A lock left by a dead process is taken over."""
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            text = lock.read_text().strip() if lock.exists() else ""
-            if text.isdigit() and _pid_alive(int(text)):
-                raise LockedError(
-                    f"{lock}: another bbpatch run (pid {text}) is working on this tree; wait for it to finish"
-                ) from None
-            lock.unlink(missing_ok=True)
-    else:
-        raise LockedError(f"{lock}: could not take the lock; delete it if no bbpatch run is active")
+    """One bbpatch run per tree; yields the notes of the recovery it runs first (an interrupted run rolled back)."""
+    fd = _take(lock)
     try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        yield
+        yield _recover(lock.parent)
     finally:
         lock.unlink(missing_ok=True)
+        os.close(fd)

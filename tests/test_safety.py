@@ -3,8 +3,10 @@ changes nothing, and apply/revert/status never import torch, timm or ultralytics
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -19,19 +21,25 @@ from helpers import tree_bytes
 TASKS = "ultralytics/nn/tasks.py"
 
 
+def _fail_at_write(monkeypatch, n: int) -> dict:
+    """Simulated: the one write function raises ENOSPC at its nth call (real failures: tests/test_write_errors.py)."""
+    calls = {"n": 0}
+    real_write = transaction._write
+
+    def write_then_fail(path, data):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, data)
+
+    monkeypatch.setattr(transaction, "_write", write_then_fail)
+    return calls
+
+
 def test_write_failing_halfway_leaves_the_tree_untouched(fresh_tree, monkeypatch):
     before = tree_bytes(fresh_tree)
-    calls = {"n": 0}
-    real_replace = transaction._replace
-
-    def replace_then_fail(source, destination):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError("disk full (simulated)")
-        real_replace(source, destination)
-
-    monkeypatch.setattr(transaction, "_replace", replace_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    calls = _fail_at_write(monkeypatch, 3)
+    with pytest.raises(transaction.WriteError, match=r"\.py: cannot write \(No space left on device\); nothing was"):
         api.apply(fresh_tree)
     assert calls["n"] >= 3
     assert tree_bytes(fresh_tree) == before
@@ -42,17 +50,8 @@ def test_write_failing_halfway_leaves_the_tree_untouched(fresh_tree, monkeypatch
 def test_revert_failing_halfway_keeps_the_patched_tree(fresh_tree, monkeypatch):
     api.apply(fresh_tree)
     patched = tree_bytes(fresh_tree)
-    real_replace = transaction._replace
-    calls = {"n": 0}
-
-    def replace_then_fail(source, destination):
-        calls["n"] += 1
-        if calls["n"] == 1:  # module files are deleted first; the tasks.py restore then fails
-            raise OSError("simulated")
-        real_replace(source, destination)
-
-    monkeypatch.setattr(transaction, "_replace", replace_then_fail)
-    with pytest.raises(OSError):
+    _fail_at_write(monkeypatch, 1)  # tasks.py's restore fails
+    with pytest.raises(transaction.WriteError, match="tasks.py: cannot write"):
         api.revert(fresh_tree)
     assert tree_bytes(fresh_tree) == patched
 
@@ -202,16 +201,30 @@ def test_dry_run_prints_diff_and_writes_nothing(fresh_tree):
 
 def test_lock_held_by_a_live_process_refuses(fresh_tree):
     lock = fresh_tree / "ultralytics" / LOCK
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True
+    )
     try:
-        lock.write_text(str(sleeper.pid))
-        with pytest.raises(transaction.LockedError, match="another bbpatch run"):
+        assert holder.stdout.readline().strip() == "holding"
+        before = tree_bytes(fresh_tree)
+        with pytest.raises(transaction.LockedError, match=f"another bbpatch run \\(pid {holder.pid}\\)"):
             api.apply(fresh_tree)
+        assert tree_bytes(fresh_tree) == before
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        holder.kill()
+        holder.wait()
     api.apply(fresh_tree)  # the dead process's lock is taken over
     assert not lock.exists()
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from bbpatch.transaction import locked
+with locked(Path(sys.argv[1])):
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_not_an_ultralytics_tree(tmp_path):
