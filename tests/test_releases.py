@@ -4,32 +4,60 @@ from __future__ import annotations
 
 import json
 import py_compile
+import subprocess
+import sys
 
 import pytest
 
 from bbpatch import api
-from bbpatch.tree import TESTED_RELEASES
+from bbpatch.tree import TESTED_RELEASES, version_tuple
 
-from conftest import copy_package, release_package
-from helpers import run_py, tree_bytes
+from conftest import RELEASE_CACHE, copy_package, release_package
+from helpers import run_cli, run_py, tree_bytes
 
 RELEASES = TESTED_RELEASES
+# The ultralytics/yolo/ layout (utils/ and cfg/ under yolo/) up to 8.0.135; 8.0.136 is the first without it.
+LEGACY_RELEASES = ("8.0.0", "8.0.50", "8.0.100", "8.0.135", "8.0.136")
 
 
-@pytest.mark.parametrize("version", RELEASES)
+def folders(root) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir() and p.name != "__pycache__"}
+
+
+def is_yolo_layout(version: str) -> bool:
+    return version_tuple(version) <= (8, 0, 135)
+
+
+@pytest.mark.parametrize("version", RELEASES + LEGACY_RELEASES)
 def test_apply_compiles_and_reverts_byte_identical(version, tmp_path):
     root = copy_package(release_package(version), tmp_path)
-    before = tree_bytes(root)
+    before, before_folders = tree_bytes(root), folders(root)
     report = api.apply(root)
     assert report.state == "patched" and report.tree.version == version
     assert all(state in ("applied", "n/a") for state in report.edits.values())
     for key in ("nn/tasks.py", "utils/torch_utils.py"):
         py_compile.compile(str(report.tree.file(key)), doraise=True)
-    assert api.status(root).state == "patched"
+    torch_utils = report.tree.file("utils/torch_utils.py")
+    assert torch_utils.parent.parent.name == ("yolo" if is_yolo_layout(version) else "ultralytics")
+    assert b"backbone" in torch_utils.read_bytes()  # flops_full_size landed in the file the release imports
+    status = api.status(root)
+    assert status.state == "patched" and not status.problems
     assert api.apply(root).state == "already-patched"
     assert tree_bytes(root) != before
     api.revert(root)
-    assert tree_bytes(root) == before
+    assert tree_bytes(root) == before and folders(root) == before_folders  # no stray utils/ or cfg/ either
+
+
+@pytest.mark.parametrize("version", ("8.0.100", "8.0.136"))
+def test_cli_round_trip_across_the_layout_boundary(version, tmp_path):
+    root = copy_package(release_package(version), tmp_path)
+    before, before_folders = tree_bytes(root), folders(root)
+    assert run_cli("apply", str(root)).returncode == 0
+    status = run_cli("status", str(root))
+    assert status.returncode == 0, status.stdout
+    assert "already patched" in run_cli("apply", str(root)).stdout
+    assert run_cli("revert", str(root)).returncode == 0
+    assert tree_bytes(root) == before and folders(root) == before_folders
 
 
 STOCK_PARITY = """
@@ -88,3 +116,66 @@ def test_stock_models_identical_and_backbone_builds(version, tmp_path):
     assert stock["yolov8n.yaml"][0] > 2_000_000
     built = json.loads(run_py(patched, BACKBONE_BUILD))
     assert built == {"stride": [8.0, 16.0, 32.0], "type": "mobilenetv4_small", "i": [4, 5, 6], "gflops/full": 1.0}
+
+
+LEGACY_SITE = RELEASE_CACHE / "legacy-site"
+# What 8.0.x imports at start-up that current environments lack: pkg_resources (setuptools < 81) and seaborn.
+LEGACY_REQUIREMENTS = ("setuptools<81", "seaborn")
+
+
+@pytest.fixture(scope="session")
+def legacy_site():
+    """A folder for PYTHONPATH with what old 8.0.x releases import (kept out of the venv: setuptools < 81)."""
+    if not (LEGACY_SITE / "pkg_resources").is_dir() or not (LEGACY_SITE / "seaborn").is_dir():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(LEGACY_SITE)]
+            + list(LEGACY_REQUIREMENTS),
+            check=True,
+        )
+    return LEGACY_SITE
+
+
+LEGACY_BUILD = """
+import copy, json, os, thop, torch
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.yolo.utils.torch_utils import get_flops
+torch.manual_seed(0)
+stock = DetectionModel("yolov8n.yaml", verbose=False).eval()
+x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+with torch.no_grad():
+    out = stock(x)[0]
+result = {"stock": [sum(p.numel() for p in stock.parameters()), round(float(out.double().sum()), 3)]}
+if os.environ.get("BACKBONE_YAML"):
+    model = DetectionModel(os.environ["BACKBONE_YAML"], verbose=False).eval()
+    with torch.no_grad():
+        model(torch.rand(1, 3, 128, 128))
+    full = thop.profile(copy.deepcopy(model), inputs=[torch.empty(1, 3, 256, 256)], verbose=False)[0] / 1e9 * 2
+    result["stride"] = model.stride.tolist()
+    result["i"] = [m.i for m in model.model[:3]]
+    result["gflops/full"] = round(get_flops(model, 256) / full, 4)
+print(json.dumps(result))
+"""
+
+
+def backbone_yaml(root, version: str) -> str:
+    """The shipped YAML where the release reads ``scales`` (8.0.55+), else one derived from its stock yolov8n.yaml."""
+    if version_tuple(version) >= (8, 0, 55):
+        return "yolov8n-mobilenetv4.yaml"
+    derived = root / "yolov8n-mnv4-derived.yaml"
+    base = root / "ultralytics" / "models" / "v8" / "yolov8n.yaml"
+    result = run_cli("yaml", "--base", str(base), "--backbone", "MobileNetV4ConvSmall", "-o", str(derived))
+    assert result.returncode == 0, result.stderr
+    return str(derived)
+
+
+@pytest.mark.parametrize("version", ("8.0.50", "8.0.100", "8.0.135"))
+def test_yolo_layout_release_builds_a_backbone_model(version, tmp_path, legacy_site):
+    package = release_package(version)
+    clean = copy_package(package, tmp_path / "clean")
+    patched = copy_package(package, tmp_path / "patched")
+    api.apply(patched)
+    stock = json.loads(run_py(clean, LEGACY_BUILD, env={"PYTHONPATH": str(legacy_site)}))
+    env = {"PYTHONPATH": str(legacy_site), "BACKBONE_YAML": backbone_yaml(patched, version)}
+    built = json.loads(run_py(patched, LEGACY_BUILD, env=env))
+    assert stock["stock"][0] > 3_000_000
+    assert built == {**stock, "stride": [8.0, 16.0, 32.0], "i": [4, 5, 6], "gflops/full": 1.0}
