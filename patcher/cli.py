@@ -18,19 +18,21 @@ ERROR_EXIT = (
     (api.RevertRefused, EXIT_REVERT_REFUSED),
     (LockedError, EXIT_LOCKED),
     (TreeError, EXIT_USAGE),
+    (OSError, EXIT_USAGE),  # one the engine did not name itself: still one line, never a traceback
 )
 PATH = click.argument("path", required=False, type=click.Path(file_okay=False))
 
 
 def fail(error: Exception) -> None:
-    click.echo(f"error: {error}", err=True)
+    message = f"{error.filename or 'a file'}: {error.strerror or error}" if isinstance(error, OSError) else error
+    click.echo(f"error: {message}", err=True)
     sys.exit(next(code for kind, code in ERROR_EXIT if isinstance(error, kind)))
 
 
 def run(action, *args, **kwargs) -> api.Report:
     try:
         return action(*args, **kwargs)
-    except (TreeError, LockedError) as error:
+    except (TreeError, LockedError, OSError) as error:
         fail(error)
 
 
