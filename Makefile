@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench sweep lint clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ bench: install
 	$(PY) -m bbpatch.benchmarks.engine
 	$(PY) -m bbpatch.benchmarks.backbones
 	$(PY) -m bbpatch.benchmarks.verify
+	$(PY) -m bbpatch.benchmarks.git
+
+sweep: install
+	$(PY) -m bbpatch.sweep
 
 lint: install
 	$(PY) -m pip install -q ruff
