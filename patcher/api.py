@@ -11,6 +11,7 @@ import libcst as cst
 from bbpatch import __version__
 from bbpatch.catalog import package_dir
 from bbpatch.edits import EDITS, FILES, AnchorMissing
+from bbpatch.encoding import decode, source_encoding
 from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
 from bbpatch.paths import outside_link
 from bbpatch.paths import read as read_checked
@@ -88,6 +89,7 @@ def symlink_notes(tree: Tree) -> list[str]:
 
 
 def _parse(tree: Tree, key: str, data: bytes) -> cst.Module:
+    source_encoding(tree.file(key), data)  # bytes Python itself would reject: one clear line
     try:
         return cst.parse_module(data)
     except cst.ParserSyntaxError as error:
@@ -108,7 +110,7 @@ def patch_source(tree: Tree, key: str, data: bytes) -> tuple[bytes, dict[str, st
             module, statuses[edit.name] = edit.apply_with_status(module)
         except AnchorMissing as error:
             raise TreeError(f"{tree.package}/{error}") from None
-    return module.code.encode("utf-8"), statuses
+    return module.bytes, statuses  # in the file's own encoding
 
 
 def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
@@ -123,7 +125,7 @@ def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
             f"{tree.file(key)}: bbpatch's inserted code was edited since apply (lines {leftovers[:5]}); "
             "undo that by hand or run 'bbpatch revert --force' (restores the original, saves your version beside it)"
         )
-    return text.encode("utf-8")
+    return module.bytes
 
 
 def edit_statuses(tree: Tree, sources: dict[str, bytes]) -> dict[str, str]:
@@ -181,7 +183,7 @@ def read_manifest(tree: Tree) -> Manifest | None:
 
 def _unified_diff(tree: Tree, key: str, old: bytes | None, new: bytes | None) -> str:
     def lines(data):
-        return [] if data is None else data.decode("utf-8", "replace").splitlines(keepends=True)
+        return [] if data is None else decode(data).splitlines(keepends=True)
 
     name = f"ultralytics/{key}"
     return "".join(difflib.unified_diff(lines(old), lines(new), f"a/{name}", f"b/{name}"))
