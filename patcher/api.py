@@ -16,6 +16,7 @@ from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
 from bbpatch.paths import outside_link
 from bbpatch.paths import read as read_checked
 from bbpatch.transaction import commit, locked, prune_empty_dirs, recover_pending
+from bbpatch.yaml_bases import unbuildable
 from bbpatch.tree import (
     ADDMODULES,
     LOCK,
@@ -151,11 +152,14 @@ def hand_patch_evidence(sources: dict[str, bytes]) -> list[str]:
 
 
 def shipped_files(tree: Tree) -> dict[str, bytes]:
-    """Module files and YAMLs bbpatch installs, keyed by their path in the package."""
+    """Module files and YAMLs bbpatch installs, keyed by their path in the package.
+
+    YAMLs whose stock model the release lacks (YOLO26 before 8.4...) are left out: it could not build them.
+    """
     files = {f"{ADDMODULES}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.modules").glob("*.py"))}
-    files.update(
-        {f"{tree.yaml_dir}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.yamls").glob("*.yaml"))}
-    )
+    yamls = sorted(package_dir("bbpatch.yamls").glob("*.yaml"))
+    lacking = unbuildable(tree.package, [p.name for p in yamls])
+    files.update({f"{tree.yaml_dir}/{p.name}": p.read_bytes() for p in yamls if p.name not in lacking})
     return files
 
 
@@ -219,6 +223,11 @@ def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None)
         else:
             originals[key] = unpatch_source(tree, key, data)
     return originals
+
+
+def original_sources(tree: Tree, manifest: Manifest) -> dict[str, bytes]:
+    """The patched files as they were before apply; after a merge, the merged upstream with the user's own lines."""
+    return _originals(tree, _sources(tree), manifest)
 
 
 def _check_replaceable(tree: Tree, key: str, existing: bytes, record: FileRecord | None) -> None:
@@ -314,6 +323,20 @@ def _revert_changed(tree: Tree, key: str, record: FileRecord, force: bool, repor
         return {backup: data, path: record.original}
 
 
+def _unrecorded_edits_undone(tree: Tree, manifest: Manifest) -> dict[Path, bytes]:
+    """Patched files the manifest has no record of: a merge re-applied edits to a file apply had left alone."""
+    writes = {}
+    for key in FILES:
+        path = tree.file(key)
+        if tree.key(path) in manifest.files or key in manifest.files or not path.is_file():
+            continue
+        data = path.read_bytes()
+        reverted = unpatch_source(tree, key, data)
+        if reverted != data:
+            writes[path] = reverted
+    return writes
+
+
 def revert(path=None, force: bool = False) -> Report:
     tree = find_tree(path)
     with locked(tree.package / LOCK) as recovered:
@@ -337,6 +360,7 @@ def revert(path=None, force: bool = False) -> Report:
                 writes[tree.file(key)] = None
             elif tree.file(key).exists():
                 report.notes.append(f"{key}: changed since apply; kept")
+        writes.update(_unrecorded_edits_undone(tree, manifest))
         writes[tree.package / MANIFEST] = None
         commit(tree.package, writes, "revert")
         for directory in {tree.file(key).parent for key in manifest.files} | {tree.package / ADDMODULES}:
@@ -345,6 +369,29 @@ def revert(path=None, force: bool = False) -> Report:
 
 
 # --- status ----------------------------------------------------------------------------------------------------------
+
+
+def carries_all_edits(tree: Tree, sources: dict[str, bytes]) -> tuple[bool, dict[str, str]]:
+    """Every edit applied (or not needed) in the given sources: the tree is fully patched, whatever the manifest says."""
+    statuses = edit_statuses(tree, sources)
+    return all(state in ("applied", "n/a") for state in statuses.values()), statuses
+
+
+def _check_release_change(tree: Tree, manifest: Manifest, report: Report) -> None:
+    """A new release under the patch: fine when a merge re-applied every edit (the git merge driver does), else drift."""
+    intact, statuses = carries_all_edits(tree, _sources(tree))
+    if intact:
+        report.edits.update(statuses)
+        new_files = [key for key in shipped_files(tree) if not tree.file(key).exists()]
+        extra = f" and installs the {len(new_files)} files this release adds (YAMLs)" if new_files else ""
+        report.notes.append(
+            f"ultralytics {manifest.ultralytics} -> {tree.version} since apply, every edit re-applied by a merge; "
+            f"'bbpatch apply' refreshes the manifest's record{extra}"
+        )
+    else:
+        report.problems.append(
+            f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply"
+        )
 
 
 def status(path=None) -> Report:
@@ -359,9 +406,7 @@ def status(path=None) -> Report:
     notes = first_notes + release_notes(tree)
     report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch, notes=notes)
     if manifest.ultralytics != tree.version:
-        report.problems.append(
-            f"ultralytics changed from {manifest.ultralytics} to {tree.version} since apply; run bbpatch apply"
-        )
+        _check_release_change(tree, manifest, report)
     for key, record in manifest.files.items():
         data = _read(tree, tree.file(key))
         if sha256(data) == record.patched_sha256:

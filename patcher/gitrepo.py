@@ -61,6 +61,12 @@ def tracked_files(repo: Path) -> list[str]:
     return [p for p in git(repo, "ls-files", "-z").stdout.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
+def untracked(repo: Path, *paths: str) -> list[str]:
+    """Untracked files under ``paths`` that git does not ignore."""
+    listing = git(repo, "ls-files", "--others", "--exclude-standard", "-z", "--", *paths).stdout
+    return [p for p in listing.decode("utf-8", "surrogateescape").split("\0") if p]
+
+
 def unmerged(repo: Path) -> dict[str, dict[int, str]]:
     """Conflicted paths of an unfinished merge: path -> {stage: blob id} (1 base, 2 ours, 3 theirs)."""
     entries: dict[str, dict[int, str]] = {}

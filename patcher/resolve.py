@@ -15,7 +15,8 @@ from bbpatch import api, gitrepo
 from bbpatch.gitrepo import GitError
 from bbpatch.merge import managed_key, merge_patched
 from bbpatch.transaction import commit
-from bbpatch.tree import MANIFEST, TreeError
+from bbpatch.manifest import CREATED
+from bbpatch.tree import MANIFEST, TreeError, find_tree
 
 BASE, OURS, THEIRS = 1, 2, 3
 
@@ -83,10 +84,19 @@ def _refresh_manifest(repo: Path, package: str, unmerged: set[str], result: Reso
     except TreeError as error:
         result.notes.append(f"{prefix}: merged, but the manifest was not refreshed ({error}); run bbpatch apply")
         return
-    gitrepo.git(repo, "add", "-u", "--", f"{prefix}nn/Addmodules")
-    gitrepo.add(repo, f"{prefix}{MANIFEST}")
+    _stage_installed_files(repo, root, prefix)
     if report.state != "already-patched":
         result.notes.append(f"{prefix}{MANIFEST}: refreshed for ultralytics {report.tree.version} and staged")
+
+
+def _stage_installed_files(repo: Path, root: Path, prefix: str) -> None:
+    """Stage what the refresh changed: bbpatch's own files (a new release may take more YAMLs) and the manifest."""
+    manifest = api.read_manifest(find_tree(root))
+    created = [f"{prefix}{key}" for key, record in manifest.files.items() if record.action == CREATED]
+    folders = sorted({str(Path(key).parent) for key in created})
+    gitrepo.git(repo, "add", "-u", "--", *folders)  # changed or removed tracked files
+    new = set(gitrepo.untracked(repo, *folders)) & set(created)  # new files, unless the user ignores them
+    gitrepo.add(repo, f"{prefix}{MANIFEST}", *sorted(new))
 
 
 def resolve(path=None) -> Resolution:

@@ -81,7 +81,7 @@ def declared_role(node: ast.ClassDef):
 def release_result(patched: PatchedTree, allow_untested: bool = False) -> Result:
     version, recorded = patched.tree.version, patched.manifest.ultralytics
     tested = f"{OLDEST_RELEASE} .. {NEWEST_RELEASE}"
-    if version != recorded:
+    if version != recorded and patched.status.state != "patched":  # "patched": a merge re-applied every edit
         return Result(
             SUBJECT,
             "release",
@@ -167,9 +167,8 @@ def unpatched_copy(patched: PatchedTree, dest: Path) -> Path:
         package,
         ignore=lambda folder, names: ignored(patched.tree.package, Path(folder), names, created),
     )
-    for key, record in patched.manifest.files.items():
-        if record.action == CHANGED:
-            (package / key).write_bytes(record.original)
+    for key, original in api.original_sources(patched.tree, patched.manifest).items():
+        (package / patched.tree.key(patched.tree.file(key))).write_bytes(original)
     addmodules = package / ADDMODULES
     if addmodules.is_dir() and not any(addmodules.iterdir()):
         addmodules.rmdir()
