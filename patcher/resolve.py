@@ -13,10 +13,10 @@ from pathlib import Path
 
 from bbpatch import api, gitrepo
 from bbpatch.gitrepo import GitError
-from bbpatch.merge import managed_key, merge_patched
-from bbpatch.transaction import commit
 from bbpatch.manifest import CREATED
-from bbpatch.tree import MANIFEST, TreeError, find_tree
+from bbpatch.merge import managed_key, merge_patched
+from bbpatch.transaction import commit, locked
+from bbpatch.tree import LOCK, MANIFEST, TreeError, find_tree
 
 BASE, OURS, THEIRS = 1, 2, 3
 
@@ -46,6 +46,14 @@ def _work_file(repo: Path, path: str) -> Path:
     return target
 
 
+def _write(package: Path, path: Path, data: bytes, result: Resolution) -> None:
+    """Through bbpatch's one write path: the tree's lock, the journal, a temp file and a rename."""
+    package = package.resolve()
+    with locked(package / LOCK) as recovered:
+        result.notes += recovered
+        commit(package, {path: data}, operation="resolve")
+
+
 def _resolve_one(repo: Path, path: str, stages: dict[int, str], style: str, result: Resolution) -> None:
     if OURS not in stages or THEIRS not in stages:
         result.conflicted.append(f"{path}: deleted on one side; decide by hand (git rm or git add)")
@@ -56,8 +64,7 @@ def _resolve_one(repo: Path, path: str, stages: dict[int, str], style: str, resu
     except TreeError as error:
         result.conflicted.append(f"{path}: {error}")
         return
-    package = repo / _package_of(path)
-    commit(package.resolve(), {_work_file(repo, path): merged.data}, operation="resolve")
+    _write(repo / _package_of(path), _work_file(repo, path), merged.data, result)
     if merged.conflicts:
         result.conflicted.append(f"{path}: {merged.conflicts} conflict(s) in your own lines; edit, then git add")
     elif merged.problem:
@@ -78,7 +85,8 @@ def _refresh_manifest(repo: Path, package: str, unmerged: set[str], result: Reso
     if not (root / MANIFEST).exists() or f"{prefix}__init__.py" in unmerged:
         return
     if f"{prefix}{MANIFEST}" in unmerged:  # both sides re-applied: ours, then brought up to date below
-        commit(root.resolve(), {root.resolve() / MANIFEST: gitrepo.git(repo, "show", f":2:{prefix}{MANIFEST}").stdout})
+        ours = gitrepo.git(repo, "show", f":2:{prefix}{MANIFEST}").stdout
+        _write(root, root.resolve() / MANIFEST, ours, result)
     try:
         report = api.apply(root)
     except TreeError as error:
