@@ -1,6 +1,8 @@
-"""MobileOne blocks for layer-by-layer YAMLs (seed 004), built on timm's reparameterizable ``MobileOneBlock``."""
+"""MobileOne blocks for layer-by-layer YAMLs (seed 004), built on timm's reparameterizable ``MobileOneBlock``.
 
-from timm.models.byobnet import MobileOneBlock
+timm is imported when a block is built, not at import (see ``timm_backbones``: stock start-up stays timm-free).
+"""
+
 from torch import nn
 
 from ._rebuild import RebuildOnLoad
@@ -10,6 +12,8 @@ def mobileone_unit(c1, c2, branches, stride):
     """One MobileOne block (paper, Fig. 3): a depthwise 3x3 then a pointwise 1x1 stage, each the sum of
     ``branches`` conv-BN branches, a 1x1 scale branch (depthwise stage) and a BN identity where shapes allow.
     """
+    from timm.models.byobnet import MobileOneBlock  # deferred: see the module docstring
+
     return nn.Sequential(
         MobileOneBlock(c1, c1, kernel_size=3, stride=stride, group_size=1, num_conv_branches=branches),
         MobileOneBlock(c1, c2, kernel_size=1, num_conv_branches=branches),

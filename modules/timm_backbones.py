@@ -3,9 +3,12 @@
 ``TimmBackbone`` takes any timm model by name; every row of ``_catalog.BACKBONES`` becomes a class that
 fixes the timm name, so a YAML reads ``[-1, 1, MobileNetV4ConvSmall, []]`` or ``[-1, 1, FasterNet, [True]]``.
 Channels come from timm's ``feature_info``: no forward pass at construction.
+
+timm is imported when a backbone is built (or unpickled), not when this module is: the patched ``tasks.py``
+imports every Addmodules class, and timm pulls in torchvision, which would double ``from ultralytics import
+YOLO``'s start-up time for models that use no backbone at all.
 """
 
-import timm
 from torch import nn
 
 from ._catalog import BACKBONES, MIN_INPUT_SIZE
@@ -55,6 +58,8 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
 
 
 def create_features_model(model_name, pretrained):
+    import timm  # deferred: see the module docstring
+
     if isinstance(pretrained, str):  # a local checkpoint file; timm loads it like hub weights (head dropped)
         overlay = dict(file=pretrained)
         return timm.create_model(model_name, pretrained=True, features_only=True, pretrained_cfg_overlay=overlay)

@@ -7,6 +7,7 @@
   same model and input, interleaved in one process)
 - stock yolov8n on the patched vs the unpatched tree, separate processes, interleaved: build time  [<= 1.05]
   (and forward latency, for information: process-to-process spread here is several percent)
+- `from ultralytics import YOLO` in fresh processes, patched/unpatched tree, interleaved: CPU time  [<= 1.05]
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ with torch.no_grad():
 print(json.dumps({"build": sorted(builds)[2], "forward": sorted(runs)[len(runs) // 2]}))
 """
 
+IMPORT_TIMING = """
+import json, time
+t, cpu = time.perf_counter(), time.process_time()
+from ultralytics import YOLO
+print(json.dumps({"import": time.perf_counter() - t, "import_cpu": time.process_time() - cpu}))
+"""
 
 LOOP_TIMING = """
 import ast, json, sys, textwrap, time, timeit, types, torch
@@ -125,6 +132,46 @@ def stock_model_ratios(clean: Path, patched: Path, rounds: int, iterations: int)
     }
 
 
+def import_ratio(clean: Path, patched: Path, rounds: int) -> dict[str, float]:
+    """Start-up cost: every script and ``yolo`` CLI call pays it, stock YAMLs included.
+
+    The ratio compares the import's CPU time: on a shared machine its wall time swings by 10% from
+    process to process (two unpatched copies measured 1.11 apart), its CPU time by under 1%. The
+    Addmodules import's own cost is shown too, from ``python -X importtime`` in the patched tree.
+    """
+    sides = [("clean", clean), ("patched", patched)]
+    for _, root in sides:
+        run_in_tree(root, IMPORT_TIMING)  # untimed: writes the copies' bytecode caches
+    samples = {"clean": [], "patched": []}
+    for round_ in range(rounds):
+        for name, root in sides if round_ % 2 == 0 else sides[::-1]:
+            samples[name].append(run_in_tree(root, IMPORT_TIMING))
+
+    def median(name, key):
+        return statistics.median(s[key] for s in samples[name])
+
+    return {
+        "import YOLO patched/unpatched": median("patched", "import_cpu") / median("clean", "import_cpu"),
+        "  import YOLO, CPU s (unpatched, median)": median("clean", "import_cpu"),
+        "  import YOLO, wall patched/unpatched": median("patched", "import") / median("clean", "import"),
+        "  Addmodules import, ms (importtime)": addmodules_import_ms(patched),
+    }
+
+
+def addmodules_import_ms(patched: Path) -> float:
+    """Cumulative import time of ``ultralytics.nn.Addmodules`` as ``-X importtime`` reports it (us -> ms)."""
+    stderr = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "from ultralytics import YOLO"],
+        cwd=patched,
+        env=tree_env(patched),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stderr
+    fields = (line.split("|") for line in stderr.splitlines() if line.startswith("import time:"))
+    return next(int(cumulative) for _, cumulative, name in fields if name.strip() == "ultralytics.nn.Addmodules") / 1e3
+
+
 def forward_loop_figures(clean: Path, patched: Path, iterations: int) -> dict[str, float]:
     """What the patch adds to a stock forward, two ways.
 
@@ -175,11 +222,13 @@ def main(argv=None):
         api.apply(patched)
         figures.update(forward_loop_figures(clean, patched, args.iterations * 10))
         figures.update(stock_model_ratios(clean, patched, args.rounds, args.iterations))
+        figures.update(import_ratio(clean, patched, 2 * args.rounds + 1))
     targets = {
         "apply/floor": 1.5,
         "revert/apply": 0.5,
         "yolov8n forward patched/unpatched": 1.01,
         "yolov8n build patched/unpatched": 1.05,
+        "import YOLO patched/unpatched": 1.05,
     }
     print(f"engine benchmarks (ultralytics at {package}, bbpatch modules at {package_dir('bbpatch.modules')})")
     for name, value in figures.items():
