@@ -8,7 +8,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from bbpatch import __version__
+from bbpatch import __version__, hand_patched
 from bbpatch.catalog import package_dir
 from bbpatch.edits import EDITS, FILES, AnchorMissing
 from bbpatch.encoding import decode, source_encoding
@@ -137,18 +137,9 @@ def edit_statuses(tree: Tree, sources: dict[str, bytes]) -> dict[str, str]:
     return statuses
 
 
-HAND_PATCH_MARKS = {
-    b"Addmodules": "tasks.py imports from Addmodules",
-    b"width_list": "tasks.py reads width_list",
-    b"i + 4 if backbone else i": "tasks.py shifts layer indices by 4",
-    b"bbpatch_": "tasks.py calls bbpatch helpers",
-}
-
-
 def hand_patch_evidence(sources: dict[str, bytes]) -> list[str]:
     """Signs of the blog recipe (or of bbpatch edits without a manifest) in an unpatched-looking tree."""
-    tasks = sources.get(FILES[0], b"")
-    return [reason for mark, reason in HAND_PATCH_MARKS.items() if mark in tasks]
+    return hand_patched.evidence(sources.get(FILES[0], b""))
 
 
 def shipped_files(tree: Tree) -> dict[str, bytes]:
