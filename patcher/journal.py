@@ -59,6 +59,8 @@ def journal_path(package: Path) -> Path:
 
 
 def fsync_dir(directory: Path) -> None:
+    if os.name == "nt":  # pragma: no cover - directories cannot be opened for fsync there
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -69,7 +71,7 @@ def fsync_dir(directory: Path) -> None:
 def write_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Temp file in the same directory, fsync, chmod, atomic rename: ``path`` has the old bytes or the new ones."""
     temp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -25,10 +25,11 @@ from bbpatch.tree import LOCK, TreeError
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: the lock then only excludes by O_EXCL below
+except ImportError:  # pragma: no cover - no flock (Windows): the lock file is created exclusively instead
     fcntl = None
 
 KILL_AFTER_WRITES = "BBPATCH_KILL_AFTER_WRITES"
+LOCK_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (0 if fcntl else os.O_EXCL)
 _writes_done = 0
 
 
@@ -112,6 +113,8 @@ def _plan(package: Path, writes: dict[Path, bytes | None]) -> Journal:
 
 def commit(package: Path, writes: dict[Path, bytes | None], operation: str = "write") -> None:
     """Write (bytes) or delete (None) each path in ``package``: all of it, or, if anything fails, none of it."""
+    if not writes:
+        return
     plan = _plan(package, writes)
     plan.operation = operation
     try:
@@ -226,7 +229,9 @@ def _holder(lock: Path) -> str:
 
 def _open_lock(lock: Path) -> int:
     try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        return os.open(lock, LOCK_FLAGS, 0o644)
+    except FileExistsError:
+        raise LockedError(f"{lock}: another bbpatch run holds this tree; delete the file if none is active") from None
     except OSError as error:
         raise WriteError(f"{lock}: cannot create the lock file ({os_cause(error)}); nothing was changed") from None
 

@@ -150,3 +150,40 @@ def test_a_tampered_journal_is_refused(fresh_tree):
     assert len(result.stderr.strip().splitlines()) == 1
     assert victim.read_text() == "keep me\n"
     assert {k: v for k, v in tree_bytes(fresh_tree).items() if not k.endswith(JOURNAL)} == before
+
+
+HOLD_FLOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)
+os.write(fd, str(os.getpid()).encode())
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_journal_of_a_run_still_alive_is_left_alone(fresh_tree):
+    """A journal is rolled back only by whoever holds the lock: while a live process holds it (its run is
+    still writing), status refuses (exit 6) and touches nothing; once that process is gone, status recovers."""
+    before = tree_bytes(fresh_tree)
+    _killed_at(fresh_tree, 10)
+    half_done = tree_bytes(fresh_tree)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FLOCK, str(fresh_tree / "ultralytics" / LOCK)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        for command in ("status", "apply", "revert"):
+            result = run_cli(command, str(fresh_tree))
+            assert result.returncode == 6 and f"another bbpatch run (pid {holder.pid})" in result.stderr
+        assert tree_bytes(fresh_tree) == {**half_done, f"ultralytics/{LOCK}": str(holder.pid).encode()}
+    finally:
+        holder.kill()
+        holder.wait()
+    result = run_cli("status", str(fresh_tree))
+    assert result.returncode == 3 and "rolled back" in result.stdout
+    assert tree_bytes(fresh_tree) == before
