@@ -106,12 +106,12 @@ def status(path, as_json):
 
 
 def _register_commands():
+    from bbpatch.cli_git import git_hook_command, git_setup_command, merge_file_command, resolve_command
     from bbpatch.cli_models import list_command, yaml_command
-    from bbpatch.cli_git import git_setup_command, merge_file_command, resolve_command
     from bbpatch.cli_verify import bench_command, verify_command
 
     commands = (yaml_command, list_command, verify_command, bench_command)
-    for command in (*commands, git_setup_command, merge_file_command, resolve_command):
+    for command in (*commands, git_setup_command, merge_file_command, resolve_command, git_hook_command):
         main.add_command(command)
 
 

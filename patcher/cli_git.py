@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bbpatch import gitsetup, resolve
+from bbpatch import githook, gitrepo, gitsetup, resolve
 from bbpatch.merge import merge_patched
 from bbpatch.tree import TreeError
 
@@ -23,14 +23,15 @@ def _fail(error: Exception) -> None:
 @click.argument("path", required=False, type=click.Path(file_okay=False))
 @click.option("--shared", is_flag=True, help="Write .gitattributes (commit it: the whole team merges this way).")
 @click.option("--undo", is_flag=True, help="Remove exactly what git-setup added.")
-def git_setup_command(path, shared, undo):
+@click.option("--no-hook", is_flag=True, help="No post-merge hook (then run 'bbpatch apply' after a merge yourself).")
+def git_setup_command(path, shared, undo, no_hook):
     """Register bbpatch's merge driver, so that merging upstream into a patched fork is clean.
 
     PATH is the ultralytics package (or a checkout containing it); by default every ultralytics package
     tracked in the repository of the current directory.
     """
     try:
-        result = (gitsetup.undo if undo else gitsetup.setup)(path, shared=shared)
+        result = gitsetup.undo(path, shared=shared) if undo else gitsetup.setup(path, shared=shared, hook=not no_hook)
     except TreeError as error:
         _fail(error)
     packages = ", ".join(f"{p}/" if p else "(repository root)" for p in result.packages)
@@ -93,3 +94,14 @@ def resolve_command(path):
     if result.done:
         click.echo("nothing bbpatch manages is left conflicted" + ("; then git commit" if not result.others else ""))
     sys.exit(EXIT_OK if result.done else EXIT_CONFLICT)
+
+
+@click.command("git-hook", hidden=True)
+@click.argument("name", type=click.Choice([gitsetup.HOOK]))
+def git_hook_command(name):
+    """What the hooks git-setup installs run. Never fails the git command that ran it."""
+    try:
+        for line in githook.post_merge(gitrepo.toplevel(Path.cwd())):
+            click.echo(line, err=True)
+    except TreeError as error:
+        click.echo(f"bbpatch {name} hook: {error}", err=True)

@@ -138,22 +138,42 @@ def revert_copy(package: Path, root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("old,new", PAIRS)
-def test_merge_driver_merges_upstream_under_the_patch(old, new, tmp_path):
+def test_merge_driver_and_hook_give_a_fresh_apply_of_the_new_release(old, new, tmp_path):
     repo = make_fork(tmp_path, old, new)
     setup = bbpatch("git-setup", cwd=repo)
     assert setup.returncode == 0 and "merge.bbpatch.driver" in setup.stdout, setup.stderr
+    assert "hooks/post-merge: installed" in setup.stdout
     merge = git(repo, "merge", "--no-edit", "upstream", check=False)
     assert merge.returncode == 0, merge.stdout + merge.stderr
-    assert git(repo, "status", "--porcelain").stdout == ""
+    assert f"refreshed the patch record and YAMLs for ultralytics {new}" in merge.stderr
+    # the merge commit holds upstream + the user's lines, patched; the hook's refresh waits to be committed
+    changed = git(repo, "status", "--porcelain").stdout.splitlines()
+    assert changed and all(line[3:].startswith("ultralytics/nn/Addmodules/") for line in changed)
     assert_fully_patched_at(repo, "ultralytics", new)
+    package = repo / "ultralytics"
+    assert tree_bytes(package) == release_with_edit(tmp_path / "expected", new, append_helper, patched=True)
+    git(repo, "add", "ultralytics/nn/Addmodules")
+    git(repo, "commit", "-qm", "bbpatch: refresh")
+    assert bbpatch("revert", str(repo), cwd=repo).returncode == 0
+    assert tree_bytes(package) == release_with_edit(tmp_path / "stock", new, append_helper, patched=False)
+
+
+def test_without_the_hook_status_and_revert_work_from_the_merged_tree(tmp_path):
+    old, new = "8.3.253", "8.4.100"
+    repo = make_fork(tmp_path, old, new)
+    assert bbpatch("git-setup", "--no-hook", cwd=repo).returncode == 0
+    assert git(repo, "merge", "--no-edit", "upstream", check=False).returncode == 0
+    assert git(repo, "status", "--porcelain").stdout == ""
+    assert_fully_patched_at(repo, "ultralytics", new)  # the manifest still records 8.3.253
     package = repo / "ultralytics"
     expected = release_with_edit(tmp_path / "expected", new, append_helper, patched=True)
     merged = without_manifest(tree_bytes(package))
     assert merged == {key: expected.get(key) for key in merged}
-    # what the merge cannot bring: YAMLs that only the new release can build (bbpatch apply installs them)
-    assert all(key.startswith("nn/Addmodules/yamls/") for key in set(without_manifest(expected)) - set(merged))
+    # what a merge cannot bring: YAMLs that only the new release can build (bbpatch apply installs them)
+    missing = set(without_manifest(expected)) - set(merged)
+    assert missing and all(key.startswith("nn/Addmodules/yamls/yolo26") for key in missing)
     stock = release_with_edit(tmp_path / "stock", new, append_helper, patched=False)
-    assert revert_copy(package, tmp_path / "reverted") == stock  # the manifest still records the old release
+    assert revert_copy(package, tmp_path / "reverted") == stock
     refresh = bbpatch("apply", str(repo), cwd=repo)
     assert refresh.returncode == 0 and "updated" in refresh.stdout, refresh.stdout + refresh.stderr
     assert tree_bytes(package) == expected
@@ -307,11 +327,22 @@ def test_git_setup_is_idempotent_and_undo_removes_exactly_what_it_added(tmp_path
     assert again.returncode == 0 and "already set up: nothing changed" in again.stdout
     assert bbpatch("git-setup", "--shared", cwd=repo).returncode == 0
     assert "/ultralytics/utils/torch_utils.py merge=bbpatch" in (repo / ".gitattributes").read_text()
+    assert (repo / ".git" / "hooks" / "post-merge").stat().st_mode & 0o111
     assert bbpatch("git-setup", "--undo", "--shared", cwd=repo).returncode == 0
     assert bbpatch("git-setup", "--undo", cwd=repo).returncode == 0
     assert attributes.read_text() == "*.png binary\n"
-    assert (repo / ".gitattributes").read_text() == ""
+    assert not (repo / ".gitattributes").exists() and not (repo / ".git" / "hooks" / "post-merge").exists()
     assert (repo / ".git" / "config").read_bytes() == config_before
+
+
+def test_git_setup_leaves_a_post_merge_hook_of_the_users_alone(tmp_path):
+    repo = make_fork(tmp_path, "8.4.100", "8.4.190")
+    hook = repo / ".git" / "hooks" / "post-merge"
+    hook.write_text("#!/bin/sh\necho mine\n")
+    setup = bbpatch("git-setup", cwd=repo)
+    assert setup.returncode == 0 and "yours, left alone; add this line to it" in setup.stdout
+    assert bbpatch("git-setup", "--undo", cwd=repo).returncode == 0
+    assert hook.read_text() == "#!/bin/sh\necho mine\n"
 
 
 def test_git_commands_outside_a_repository_change_nothing(tmp_path, pristine_tree):
