@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bbpatch import api
+from bbpatch.merge import merge_patched
 from bbpatch.tree import MANIFEST
 
 from conftest import IGNORE, RELEASE_CACHE, release_package
@@ -223,6 +224,7 @@ def test_a_true_conflict_has_markers_around_the_users_lines_only(how, tmp_path):
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--no-edit")
     assert_fully_patched_at(repo, "ultralytics", "8.4.190")
+
     def kept_mine(text):
         return text.replace("from torch import nn\n", "import torch.nn as nn  # mine\n", 1)
 
@@ -377,8 +379,44 @@ def test_driver_on_a_file_that_is_not_python_keeps_ours_untouched(tmp_path):
     sides = {name: tmp_path / name for name in ("base", "ours", "theirs")}
     for name, path in sides.items():
         path.write_text(f"this is not python ({name}\n")
-    result = bbpatch(
-        "merge-file", *(str(p) for p in sides.values()), "--path", "ultralytics/nn/tasks.py", cwd=tmp_path
-    )
+    result = bbpatch("merge-file", *(str(p) for p in sides.values()), "--path", "ultralytics/nn/tasks.py", cwd=tmp_path)
     assert result.returncode == 2 and "not valid Python" in result.stderr and "Traceback" not in result.stderr
     assert sides["ours"].read_text() == "this is not python (ours\n"
+
+
+# --- the merge itself (bbpatch.merge), on the real 8.4.100 -> 8.4.190 files ------------------------------------------
+
+
+def merge_sides(edit=append_helper) -> tuple[bytes, bytes, bytes]:
+    base = (release_package("8.4.100") / TASKS).read_bytes()
+    tree = api.find_tree(release_package("8.4.100"))
+    ours = edit(api.patch_source(tree, TASKS, base)[0].decode("utf-8")).encode("utf-8")
+    return base, ours, (release_package("8.4.190") / TASKS).read_bytes()
+
+
+def test_conflict_style_diff3_is_honoured():
+    merged = merge_patched("ultralytics/" + TASKS, *merge_sides(mine_on_torch_nn), style="diff3")
+    assert merged.conflicts == 1 and merged.patched
+    text = merged.data.decode("utf-8")
+    start = text.index("<<<<<<< ours\n")
+    assert text[start:].startswith(
+        "<<<<<<< ours\nimport torch.nn as nn  # mine\n||||||| base\nimport torch.nn as nn\n"
+        "=======\nfrom torch import nn\n>>>>>>> theirs\n"
+    )
+
+
+def test_an_edit_that_cannot_land_leaves_the_unpatched_merge_and_names_it(tmp_path):
+    base, ours, theirs = merge_sides()
+    theirs = theirs.replace(b"def parse_model(", b"def build_layers(")  # an upstream layout change
+    merged = merge_patched("ultralytics/" + TASKS, base, ours, theirs)
+    assert not merged.patched and "parse_model" in merged.problem and "not supported" in merged.problem
+    assert (
+        merged.data
+        == merge_patched("ultralytics/" + TASKS, base, base, theirs).data + b"\n\ndef my_helper():\n    return 42\n"
+    )
+    sides = [tmp_path / name for name in ("base", "ours", "theirs")]
+    for path, data in zip(sides, (base, ours, theirs)):
+        path.write_bytes(data)
+    result = bbpatch("merge-file", *map(str, sides), "--path", "ultralytics/" + TASKS, cwd=tmp_path)
+    assert result.returncode == 1 and "merged without bbpatch's edits" in result.stderr
+    assert sides[1].read_bytes() == merged.data
