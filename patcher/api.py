@@ -16,7 +16,6 @@ from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
 from bbpatch.paths import outside_link
 from bbpatch.paths import read as read_checked
 from bbpatch.transaction import commit, locked, prune_empty_dirs, recover_pending
-from bbpatch.yaml_bases import unbuildable
 from bbpatch.tree import (
     ADDMODULES,
     LOCK,
@@ -28,6 +27,7 @@ from bbpatch.tree import (
     find_tree,
     in_tested_range,
 )
+from bbpatch.yaml_bases import unbuildable
 
 LEFTOVER_MARKS = ("bbpatch_", "ultralytics.nn.Addmodules", "backbone = False")
 

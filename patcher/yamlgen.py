@@ -7,7 +7,8 @@ whole backbone is one layer filling indices 0-4 (P3 = 2, P4 = 3, P5 = 4); a laye
 its own numbering. Context layers that close a backbone (SPPF, C2PSA...) stay, right after the new one.
 
 Strides are read statically from the layer arguments, so this module needs neither torch nor ultralytics
-(only its YAML files). ``python -m bbpatch.yamlgen [DIR]`` regenerates ``yamls/``.
+(only its YAML files). ``python -m bbpatch.yamlgen [DIR]`` regenerates ``yamls/``; ``python -m bbpatch.yamlgen
+--head-templates`` regenerates the head templates of ``STOCK_HEADS`` from the installed release's stock YAMLs.
 """
 
 import importlib.util
@@ -34,7 +35,17 @@ CONTEXT_MODULES = {"SPPF", "SPP", "SPPELAN", "C2PSA", "PSA", "AIFI"}  # closing 
 SAME_CHANNEL_MODULES = {"C2PSA", "PSA"}  # assert c1 == c2: right after a new backbone they need a 1x1 adapter
 BARE_STRINGS = {"None", "nc", "kpt_shape"}  # names parse_model resolves; other strings are quoted
 
-HEADS = ("yolov8", "yolov8-seg", "yolov8-pose", "yolo11", "yolo11-seg", "yolo11-pose", "yolov5", "rtdetr")
+HEADS = (
+    "yolov8", "yolov8-seg", "yolov8-pose", "yolo11", "yolo11-seg", "yolo11-pose", "yolov5", "rtdetr",
+    "yolo26", "yolo26-seg", "yolo26-pose", "yolo26-obb", "yolo12",
+)  # fmt: skip
+STOCK_HEADS = {  # head templates derived from a stock YAML as it is (the older ones above were written by hand)
+    "yolo26": ("yolo26.yaml", "YOLO26 detect (P3-P5, end-to-end)"),
+    "yolo26-seg": ("yolo26-seg.yaml", "YOLO26 segment (P3-P5, end-to-end)"),
+    "yolo26-pose": ("yolo26-pose.yaml", "YOLO26 pose (P3-P5, end-to-end)"),
+    "yolo26-obb": ("yolo26-obb.yaml", "YOLO26 oriented boxes (P3-P5, end-to-end)"),
+    "yolo12": ("yolo12.yaml", "YOLO12 detect (P3-P5)"),
+}
 BLOCK_SYSTEMS = {  # output name: (head template, layer-by-layer backbone template)
     "yolov5-mobilenetv3-small": ("yolov5", "mobilenetv3-small"),  # seed 003
     "yolov5-mobilenetv3-large": ("yolov5", "mobilenetv3-large"),  # seed 003
@@ -217,6 +228,27 @@ def shipped_yamls():
     return out
 
 
+def stock_head_template(head):
+    """Template text for a ``STOCK_HEADS`` head: the installed release's stock YAML with ``BACKBONE`` at layer 0."""
+    stock_name, title = STOCK_HEADS[head]
+    path, _ = find_base(stock_name)
+    model = swap_backbone(yaml.safe_load(path.read_text(encoding="utf-8")), [[-1, 1, PLACEHOLDER, []]])
+    header = [
+        title,
+        f"bbpatch head template: the head of ultralytics' {stock_name}, renumbered for a whole backbone at layer 0",
+        "(BACKBONE: its maps fill layers 0-4, P3/8 = 2, P4/16 = 3, P5/32 = 4; the first layer after it is 5).",
+        "Derived from the installed release by `python -m bbpatch.yamlgen --head-templates`: do not edit by hand.",
+    ]
+    return dump(model, header)
+
+
+def write_head_templates():
+    directory = catalog.package_dir("bbpatch.templates") / "heads"
+    for head in STOCK_HEADS:
+        (directory / f"{head}.yaml").write_text(stock_head_template(head), encoding="utf-8")
+    return directory
+
+
 def usage_lines(stem):
     version, _, rest = stem.partition("-")
     example = f"{version}n-{rest}.yaml" if version.startswith("yolo") else f"{stem}.yaml"
@@ -278,6 +310,9 @@ def derive(base, backbone, args=()):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--head-templates"]:
+        print(f"wrote {len(STOCK_HEADS)} head templates to {write_head_templates()}")
+        return
     directory = write_shipped_yamls(argv[0] if argv else catalog.package_dir("bbpatch.yamls"))
     print(f"wrote {len(shipped_yamls())} model YAMLs to {directory}")
 

@@ -5,9 +5,14 @@ import json
 import pytest
 import yaml
 
-from bbpatch import yamlgen
+from bbpatch import api, yaml_bases, yamlgen
+from bbpatch.verify import UnknownYaml, resolve_yamls
+from bbpatch.verify.dataset import offline_environment, write_dataset
+from bbpatch.verify.static import load
+from bbpatch.verify.yamls import not_installed_results
 
-from helpers import run_py
+from conftest import copy_package, release_package
+from helpers import run_cli, run_py
 
 SHIPPED = yamlgen.shipped_yamls()
 YAMLS_DIR = yamlgen.catalog.package_dir("bbpatch.yamls")
@@ -27,7 +32,29 @@ def test_one_yaml_per_family_default_and_head_plus_the_block_systems():
     families = yamlgen.catalog.FAMILY_DEFAULTS
     expected = {f"{head}-{family}.yaml" for head in yamlgen.HEADS for family in families}
     expected |= {f"{system}.yaml" for system in yamlgen.BLOCK_SYSTEMS}
-    assert set(SHIPPED) == expected and len(SHIPPED) == 8 * 6 + 3
+    assert set(SHIPPED) == expected and len(SHIPPED) == 13 * 6 + 3
+
+
+def test_every_head_names_the_stock_yaml_a_release_needs_to_build_it():
+    assert set(yaml_bases.STOCK_BASES) == set(yamlgen.HEADS)
+    assert yaml_bases.stock_base("yolo26-seg-mobilenetv4.yaml") == "yolo26-seg.yaml"
+    assert yaml_bases.stock_base("yolov5-mobilenetv3-small.yaml") == "yolov5.yaml"
+
+
+@pytest.mark.parametrize("head", sorted(yamlgen.STOCK_HEADS))
+def test_stock_head_templates_are_the_installed_release_stock_yamls(head):
+    template = yamlgen.catalog.package_dir("bbpatch.templates") / "heads" / f"{head}.yaml"
+    assert template.read_text(encoding="utf-8") == yamlgen.stock_head_template(head), (
+        "run `python -m bbpatch.yamlgen --head-templates`, then `python -m bbpatch.yamlgen`, and commit both"
+    )
+
+
+def test_yolo26_yamls_keep_the_end_to_end_head_and_yolo12_its_area_attention():
+    for name in (n for n in SHIPPED if n.startswith("yolo26-")):
+        model = yaml.safe_load(SHIPPED[name])
+        assert model["end2end"] is True and model["reg_max"] == 1
+        assert model["backbone"][1][2:] == ["SPPF", [1024, 5, 3, True]]
+    assert [r[2] for r in layers("yolo12-mobilenetv4.yaml")].count("A2C2f") == 3
 
 
 def test_yolov8_mobilenetv4_has_the_seed_layout():
@@ -104,3 +131,121 @@ def test_shipped_yaml_builds_and_runs_at_320_in_eval_and_train(built, name):
     assert built[name]["stride"] == expected
     first = layers(name)[0][2]
     assert built[name]["type"].endswith(first)  # a whole backbone keeps its YAML name as the layer type
+
+
+NEW_HEADS = ("yolo26", "yolo26-seg", "yolo26-pose", "yolo26-obb", "yolo12")
+
+SCALES = """
+import json
+from ultralytics import YOLO
+sizes = {}
+for stem in STEMS:
+    version, _, rest = stem.partition("-")
+    for scale in "ns":
+        model = YOLO(f"{version}{scale}-{rest}.yaml").model
+        sizes[f"{stem}/{scale}"] = [model.yaml["scale"], sum(p.numel() for p in model.parameters())]
+print(json.dumps(sizes))
+"""
+
+
+def test_new_yamls_load_by_the_scale_letter(patched_tree):
+    stems = [f"{head}-mobilenetv4" for head in NEW_HEADS]
+    sizes = json.loads(run_py(patched_tree, SCALES.replace("STEMS", repr(stems))).strip().splitlines()[-1])
+    for stem in stems:
+        (n_scale, n_params), (s_scale, s_params) = sizes[f"{stem}/n"], sizes[f"{stem}/s"]
+        assert (n_scale, s_scale) == ("n", "s") and s_params > 1.5 * n_params, stem
+
+
+YOLO26_END_TO_END = """
+import json, math, sys
+from pathlib import Path
+import onnxruntime, torch
+from ultralytics import YOLO
+
+data, workdir = DATA, WORKDIR
+image = str(next((Path(data).parent / "images" / "val").glob("*.jpg")))
+
+
+def rows_apart(a, b, imgsz=64):
+    # Rows are (box, score, class) of the top-k (anchor, class) pairs. On a barely trained model the k-th score
+    # is a near-tie, so pairs at that boundary differ between runtimes: rows clearly above it must be in both,
+    # each compared with its nearest counterpart (order may differ too), boxes in image units.
+    scale = torch.tensor([imgsz] * 4 + [1, 1], dtype=torch.float64)
+    a, b = a[0].double(), b[0].double()
+    kept = b[b[:, 4] > a[:, 4].min() + 1e-4]
+    return float(torch.cdist(kept / scale, a / scale, p=float("inf")).amin(-1).amax()), len(kept)
+
+
+model = YOLO("yolo26n-mobilenetv4.yaml")
+model.train(
+    data=data, epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, val=False, amp=False,
+    pretrained=False, project=workdir, name="train", exist_ok=True, seed=0, verbose=False,
+)
+losses = [float(v) for v in model.trainer.label_loss_items(model.trainer.tloss).values()]
+trained = YOLO(str(model.trainer.last))
+predicted = trained.predict(image, imgsz=64, nms=False, conf=0.0, device="cpu", verbose=False)[0].boxes.data
+x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+net = trained.model.eval()
+net.end2end = True  # what predict(nms=False) and export(nms=False) select: the one-to-one, NMS-free head
+with torch.no_grad():
+    before = net(x)[0]
+    net.fuse()
+    after = net(x)[0]
+onnx_path = trained.export(format="onnx", imgsz=64, nms=False, simplify=False, device="cpu")
+session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+exported = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+onnx_boxes = YOLO(onnx_path, task="detect").predict(image, imgsz=64, conf=0.0, verbose=False)[0].boxes.data
+print(json.dumps(dict(
+    losses_finite=bool(losses) and all(math.isfinite(v) for v in losses),
+    predicted=list(predicted.shape), end_to_end=list(before.shape), fused=list(after.shape),
+    fuse_error=rows_apart(before, after), onnx=list(exported.shape), onnx_error=rows_apart(after, exported),
+    onnx_predicted=list(onnx_boxes.shape),
+)))
+"""
+
+
+def test_yolo26_trains_predicts_fuses_and_exports_end_to_end(patched_tree, tmp_path):
+    data = write_dataset(tmp_path / "data")
+    code = YOLO26_END_TO_END.replace("DATA", repr(str(data))).replace("WORKDIR", repr(str(tmp_path / "runs")))
+    out = json.loads(run_py(patched_tree, code, offline_environment(tmp_path / "config")).strip().splitlines()[-1])
+    assert out["losses_finite"]
+    assert out["predicted"][1] == 6 and 0 < out["predicted"][0] <= 300  # NMS-free: top-k boxes, no NMS
+    assert out["end_to_end"][0] == 1 and out["end_to_end"][2] == 6  # (batch, top-k, xyxy + score + class)
+    (fuse_error, fuse_rows), (onnx_error, onnx_rows) = out["fuse_error"], out["onnx_error"]
+    assert out["fused"] == out["end_to_end"] and fuse_error < 1e-3 and fuse_rows > 0
+    assert out["onnx"] == out["end_to_end"] and onnx_error < 1e-2 and onnx_rows > 0
+    assert out["onnx_predicted"][1] == 6
+
+
+OLDER_RELEASE = "8.3.253"  # has YOLO12, not YOLO26
+
+
+@pytest.fixture(scope="module")
+def older_patched(tmp_path_factory):
+    root = copy_package(release_package(OLDER_RELEASE), tmp_path_factory.mktemp("older"))
+    api.apply(root)
+    return root
+
+
+def test_a_release_without_yolo26_gets_no_yolo26_yamls_and_verify_says_so(older_patched):
+    patched = load(older_patched)
+    installed = {p.name for p in patched.yamls()}
+    yolo26 = {n for n in SHIPPED if n.startswith("yolo26-")}
+    assert len(yolo26) == 24 and not installed & yolo26
+    assert installed == set(SHIPPED) - yolo26  # YOLO12 and the rest are there
+    [result] = not_installed_results(patched)
+    assert result.status == "skip" and set(result.data["not_installed"]) == yolo26
+    assert "yolo26.yaml" in result.detail and OLDER_RELEASE in result.detail
+    with pytest.raises(UnknownYaml, match="not installed, ultralytics 8.3.253 has no yolo26-seg.yaml"):
+        resolve_yamls(patched, ["yolo26s-seg-mobilenetv4.yaml"])
+
+
+def test_verify_cli_names_the_missing_stock_yaml_instead_of_crashing(older_patched):
+    proc = run_cli("verify", str(older_patched), "--fast", "--yaml", "yolo26n-mobilenetv4.yaml")
+    assert proc.returncode == 2
+    assert "has no yolo26.yaml" in proc.stdout + proc.stderr
+
+
+def test_the_yolo12_yaml_installed_on_the_older_release_builds_there(older_patched):
+    code = "from ultralytics import YOLO; print(YOLO('yolo12n-mobilenetv4.yaml').model.stride.tolist())"
+    assert run_py(older_patched, code).strip().splitlines()[-1] == "[8.0, 16.0, 32.0]"

@@ -20,6 +20,7 @@ from .dataset import offline_environment, write_dataset
 from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code
 from .runner import Runner, count_checks
 from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
+from .yamls import not_installed_reason, not_installed_results
 
 __all__ = [
     "verify",
@@ -83,6 +84,8 @@ def resolve_yamls(patched: PatchedTree, names) -> list[str]:
             resolved.append(str(by_name[name]))
         elif Path(name).is_file():
             resolved.append(str(Path(name).resolve()))
+        elif not_installed_reason(patched, name):
+            raise UnknownYaml(not_installed_reason(patched, name))
         elif name.endswith((".yaml", ".yml")) and "/" not in name:
             resolved.append(name)  # a stock name such as yolov8n.yaml: ultralytics resolves it
         else:
@@ -112,7 +115,7 @@ def verify(
     roles = bbpatch_roles(patched.tree.package)
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
     tasks = planning.plan(models, fast=fast, stock=stock, only=check_names(only))
-    results = static_results(patched, allow_untested)
+    results = static_results(patched, allow_untested) + not_installed_results(patched)
     builds = CachedBuilds(patched, tasks) if fast and use_cache else None
     if on_start:
         on_start(len(results) + count_checks(tasks))
