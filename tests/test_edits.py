@@ -71,6 +71,16 @@ def test_edit_inserts_its_code(edit):
     assert EXPECTED_LINES[edit.name] in patched
 
 
+def test_flops_full_size_lands_where_attention_models_skip_the_probe():
+    """8.4.113 .. 8.4.163 write `stride = None if attn else max(...)`: the edit lands after it and reverts exactly."""
+    edit = next(e for e in EDITS if e.name == "flops_full_size")
+    original = (release_package("8.4.130") / TORCH_UTILS).read_text("utf-8")
+    assert "stride = None if attn else max(" in original
+    module = edit.apply(cst.parse_module(original))
+    assert edit.status(module) == "applied" and EXPECTED_LINES[edit.name] in module.code
+    assert edit.revert(module).code == original
+
+
 def test_registry_covers_every_edit_module():
     import pkgutil
 

@@ -10,10 +10,9 @@ Setting ``stride`` to the image size makes every form profile the full image onc
 import bbpatch.matchers as m
 from bbpatch.edits.base import TORCH_UTILS, InsertStatement, assign_to, blocks_in
 
-PROBE_STRIDE = assign_to(
-    "stride",
-    m.IfExp(body=m.Call(func=m.Name("max"), args=[m.Arg(m.Call(func=m.Name("int"))), m.ZeroOrMore()])),
-)
+MAX_STRIDE = m.IfExp(body=m.Call(func=m.Name("max"), args=[m.Arg(m.Call(func=m.Name("int"))), m.ZeroOrMore()]))
+# 8.4.113 .. 8.4.163 skip the probe for attention models: ``stride = None if attn else max(...) if ... else 32``
+PROBE_STRIDE = assign_to("stride", MAX_STRIDE | m.IfExp(orelse=MAX_STRIDE))
 
 EDIT = InsertStatement(
     name="flops_full_size",
