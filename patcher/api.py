@@ -139,7 +139,19 @@ def edit_statuses(tree: Tree, sources: dict[str, bytes]) -> dict[str, str]:
 
 def hand_patch_evidence(sources: dict[str, bytes]) -> list[str]:
     """Signs of the blog recipe (or of bbpatch edits without a manifest) in an unpatched-looking tree."""
-    return hand_patched.evidence(sources.get(FILES[0], b""))
+    return hand_patched.evidence(sources.get(FILES[0], b"")) + _torch_utils_evidence(sources.get(FILES[1], b""))
+
+
+def _torch_utils_evidence(data: bytes) -> list[str]:
+    """bbpatch's get_flops edit with no manifest (a tree an earlier revert left half done, or a copied file)."""
+    if b"backbone" not in data:
+        return []
+    try:
+        module = cst.parse_module(data)
+    except (cst.ParserSyntaxError, UnicodeDecodeError):
+        return []  # reported by whatever reads it next
+    edits = [edit.name for edit in _edits_for(FILES[1]) if edit.applied(module)]
+    return [f"torch_utils.py carries bbpatch's {', '.join(edits)} edit without a manifest"] if edits else []
 
 
 def shipped_files(tree: Tree) -> dict[str, bytes]:
@@ -363,13 +375,13 @@ def revert(path=None, force: bool = False) -> Report:
 
 
 def carries_all_edits(tree: Tree, sources: dict[str, bytes]) -> tuple[bool, dict[str, str]]:
-    """Every edit applied (or not needed) in the given sources: the tree is fully patched, whatever the manifest says."""
+    """Every edit applied (or not needed) in ``sources``: the tree is fully patched, whatever the manifest says."""
     statuses = edit_statuses(tree, sources)
     return all(state in ("applied", "n/a") for state in statuses.values()), statuses
 
 
 def _check_release_change(tree: Tree, manifest: Manifest, report: Report) -> None:
-    """A new release under the patch: fine when a merge re-applied every edit (the git merge driver does), else drift."""
+    """A new release under the patch: fine when a merge re-applied every edit (the merge driver does), else drift."""
     intact, statuses = carries_all_edits(tree, _sources(tree))
     if intact:
         report.edits.update(statuses)

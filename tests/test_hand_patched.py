@@ -148,3 +148,19 @@ def test_stock_releases_show_no_evidence(fresh_tree):
     checked = [fresh_tree / TASKS, *sorted(RELEASE_CACHE.glob("*/ultralytics/nn/tasks.py"))]
     for tasks in checked:
         assert hand_patched.evidence(tasks.read_bytes()) == [], tasks
+
+
+def test_a_patched_torch_utils_without_a_manifest_is_evidence(fresh_tree):
+    """What 0.2.0's revert left on yolo/-layout trees: torch_utils still patched, tasks.py and manifest gone."""
+    api.apply(fresh_tree)
+    package = fresh_tree / "ultralytics"
+    patched_torch_utils = (package / "utils/torch_utils.py").read_bytes()
+    api.revert(fresh_tree)
+    (package / "utils/torch_utils.py").write_bytes(patched_torch_utils)
+    before = tree_bytes(fresh_tree)
+    report = api.status(fresh_tree)
+    assert report.state == "hand-patched"
+    assert report.notes == ["torch_utils.py carries bbpatch's flops_full_size edit without a manifest"]
+    with pytest.raises(api.HandPatched, match="flops_full_size"):
+        api.apply(fresh_tree)
+    assert tree_bytes(fresh_tree) == before
