@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench sweep lint clean
+.PHONY: install test demo bench sweep upstream-tests lint clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ bench: install
 
 sweep: install
 	$(PY) -m bbpatch.sweep
+
+# ultralytics' own tests (from the installed release's sdist) on an unpatched and a patched copy
+upstream-tests: install
+	$(PY) -m bbpatch.upstream_tests
 
 lint: install
 	$(PY) -m pip install -q ruff

@@ -1,0 +1,25 @@
+"""ultralytics' own tests through ``bbpatch.upstream_tests``, on an unpatched and a patched copy."""
+
+from bbpatch import upstream_tests
+from bbpatch.tree import find_tree, installed_package
+
+DEFER_TORCHVISION = "test_cli.py::test_cli_imports_defer_torchvision"
+
+
+def test_upstream_start_up_test_passes_on_both_copies_and_nothing_differs(tmp_path, capsys):
+    clean, patched = upstream_tests.compare([DEFER_TORCHVISION], tmp_path)
+    assert clean == patched == {DEFER_TORCHVISION: upstream_tests.PASSED}
+    assert upstream_tests.report(clean, patched) == 0
+    assert "1 upstream tests run on both copies; 0 differ" in capsys.readouterr().out
+
+
+def test_a_differing_outcome_is_reported_and_fails():
+    clean = {"test_cli.py::test_a": upstream_tests.PASSED, "test_cli.py::test_b": upstream_tests.FAILED}
+    patched = {"test_cli.py::test_a": upstream_tests.FAILED, "test_cli.py::test_b": upstream_tests.FAILED}
+    assert upstream_tests.report(clean, patched) == 1
+
+
+def test_the_release_tests_come_from_its_sdist():
+    tests = upstream_tests.upstream_tests(find_tree(installed_package()).version)
+    assert "def test_cli_imports_defer_torchvision" in (tests / "test_cli.py").read_text(encoding="utf-8")
+    assert set(upstream_tests.RUN) | set(upstream_tests.NOT_RUN) <= {p.name for p in tests.glob("test_*.py")}
