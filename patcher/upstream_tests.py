@@ -129,7 +129,8 @@ def report(clean: dict, patched: dict) -> int:
     compared = len(clean.keys() & patched.keys())
     print(f"\n{compared} upstream tests run on both copies; {len(differing)} differ")
     for test_id in differing:
-        print(f"  DIFFERS {test_id}: unpatched {clean.get(test_id, 'absent')}, patched {patched.get(test_id, 'absent')}")
+        before, after = clean.get(test_id, "absent"), patched.get(test_id, "absent")
+        print(f"  DIFFERS {test_id}: unpatched {before}, patched {after}")
     print(f"{len(failing_both)} fail on both copies (offline: they need downloads):")
     for test_id in failing_both:
         print(f"  {test_id}")
