@@ -131,7 +131,7 @@ def report(clean: dict, patched: dict) -> int:
     for test_id in differing:
         before, after = clean.get(test_id, "absent"), patched.get(test_id, "absent")
         print(f"  DIFFERS {test_id}: unpatched {before}, patched {after}")
-    print(f"{len(failing_both)} fail on both copies (offline: they need downloads):")
+    print(f"{len(failing_both)} fail on both copies (offline: downloads; or an optional package, e.g. aiohttp):")
     for test_id in failing_both:
         print(f"  {test_id}")
     print("not run:")
