@@ -3,16 +3,31 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# TFLite (litert-torch pins typing_extensions 4.12, and brings jax and transformers) and CoreML (coremltools needs
+# numpy <= 2.3.5) each get a venv of their own that reuses the main one's packages (torch, ultralytics, bbpatch)
+# through a .pth file and installs only what it pins differently; pip never touches the main venv from there.
+ISOLATED_VENVS := .venv-tflite .venv-coreml
+MAIN_SITE = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: install test demo bench sweep upstream-tests lint clean
+.PHONY: install tflite-venv coreml-venv test demo bench sweep upstream-tests lint clean
 
-install: $(STAMP)
+install: $(STAMP) $(ISOLATED_VENVS:%=%/.installed)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,export]"
 	touch $(STAMP)
+
+tflite-venv: .venv-tflite/.installed
+coreml-venv: .venv-coreml/.installed
+
+.venv-%/.installed: $(STAMP)
+	$(PYTHON) -m venv --clear .venv-$*
+	echo "import site; site.addsitedir('$(MAIN_SITE)')" \
+		> "$$(.venv-$*/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bbpatch-main-venv.pth"
+	.venv-$*/bin/python -m pip install -q -e ".[$*]"
+	touch $@
 
 test: install
 	$(PY) -m pytest -q tests
@@ -38,4 +53,4 @@ lint: install
 	$(PY) -m ruff check patcher modules tests
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) $(ISOLATED_VENVS) demo-out .pytest_cache

@@ -597,3 +597,8 @@ def ddp(ctx):
     model = model_class(ctx.inputs)(ctx.yaml, verbose=False)
     model.nc, model.names = model.yaml["nc"], {i: str(i) for i in range(model.yaml["nc"])}  # as the trainer sets them
     return distributed.smoke_test(model, ctx.imgsz, ctx.workdir)
+
+
+# ---------------------------------------------------------------- exports (every format, with parity)
+
+from . import exports  # noqa: E402, F401  (registers the export_* checks, one per format)
