@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bbpatch import journal
-from bbpatch.journal import TEMP_SUFFIX, Journal, fsync_dir, write_durably
+from bbpatch.journal import TEMP_SUFFIX, Journal, write_durably
 from bbpatch.paths import inside, os_cause, under
 from bbpatch.tree import LOCK, TreeError
 
@@ -57,9 +57,9 @@ def _kill_if_due() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, sync: bool = True) -> None:
     mode = path.stat().st_mode & 0o7777 if path.is_file() and not path.is_symlink() else 0o644
-    write_durably(path, data, mode)
+    write_durably(path, data, mode, sync)
     _wrote()
 
 
@@ -135,9 +135,8 @@ def commit(package: Path, writes: dict[Path, bytes | None], operation: str = "wr
                 if current.is_file() or current.is_symlink():
                     _delete(current)
             else:
-                _write(current, data)
-        for directory in {p.parent for p in writes}:
-            fsync_dir(directory)
+                _write(current, data, sync=False)
+        journal.flush(package, list(writes))
         journal.end(package)
     except OSError as error:
         raise WriteError(f"{current}: cannot write ({os_cause(error)}); {_undo(package, plan)}") from None

@@ -26,11 +26,11 @@ def _fail_at_write(monkeypatch, n: int) -> dict:
     calls = {"n": 0}
     real_write = transaction._write
 
-    def write_then_fail(path, data):
+    def write_then_fail(path, data, sync=True):
         calls["n"] += 1
         if calls["n"] == n:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_write(path, data)
+        real_write(path, data, sync)
 
     monkeypatch.setattr(transaction, "_write", write_then_fail)
     return calls

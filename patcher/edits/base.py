@@ -57,10 +57,11 @@ def replace_statement(module: cst.Module, block: Block, old: cst.CSTNode, new: c
     return replace_block(module, block, [new if statement is old else statement for statement in block.node.body])
 
 
-def replace_inside(module: cst.Module, block: Block, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
-    """Replace ``old``, found somewhere inside one statement of the block, by ``new``."""
-    is_old = m.MatchIfTrue(lambda node: node is old)
-    statement = next(s for s in block.node.body if s is old or m.findall(s, is_old))
+def replace_inside(module: cst.Module, block: Block, old: cst.CSTNode, new: cst.CSTNode, statement=None) -> cst.Module:
+    """Replace ``old``, found somewhere inside one statement of the block (``statement``, if known), by ``new``."""
+    if statement is None:
+        is_old = m.MatchIfTrue(lambda node: node is old)
+        statement = next(s for s in block.node.body if s is old or m.findall(s, is_old))
     return replace_statement(module, block, statement, statement.deep_replace(old, new))
 
 

@@ -20,15 +20,18 @@ SAVE_LIST = single_statement(
 )
 
 
-def attach_sites(block) -> list[cst.CSTNode]:
+# Each site function returns (statement of the loop body, site) pairs: the edit rewrites that statement only.
+
+
+def attach_sites(block) -> list[tuple]:
     """The ``i`` attached as the layer index."""
-    return [s.body[0].value.elements[0].value for s in block.node.body if m.matches(s, ATTACH_INDEX)]
+    return [(s, s.body[0].value.elements[0].value) for s in block.node.body if m.matches(s, ATTACH_INDEX)]
 
 
-def modulo_sites(block) -> list[cst.CSTNode]:
+def modulo_sites(block) -> list[tuple]:
     """The ``i`` of ``x % i`` in the save list."""
-    elements = [s.body[0].value.args[0].value.elt for s in block.node.body if m.matches(s, SAVE_LIST)]
-    return [e.right for e in elements if m.matches(e, m.BinaryOperation(operator=m.Modulo()))]
+    elements = [(s, s.body[0].value.args[0].value.elt) for s in block.node.body if m.matches(s, SAVE_LIST)]
+    return [(s, e.right) for s, e in elements if m.matches(e, m.BinaryOperation(operator=m.Modulo()))]
 
 
 # if verbose: LOGGER.info(f"{i:>3}{f!s:>20}...")  ->  the index printed in the layer table
@@ -36,19 +39,23 @@ VERBOSE = m.If(test=m.Name("verbose"))
 TABLE_ROW = single_statement(m.Expr(m.Call(func=m.Attribute(attr=m.Name("info")), args=[m.Arg(m.FormattedString())])))
 
 
-def printed_sites(block) -> list[cst.CSTNode]:
+def printed_sites(block) -> list[tuple]:
     """The index printed first in each row of parse_model's layer table, so users read the numbers YAMLs use."""
-    rows = [row for s in block.node.body if m.matches(s, VERBOSE) for row in s.body.body if m.matches(row, TABLE_ROW)]
+    rows = [(s, r) for s in block.node.body if m.matches(s, VERBOSE) for r in s.body.body if m.matches(r, TABLE_ROW)]
     sites = []
-    for row in rows:
+    for statement, row in rows:
         fields = [p for p in row.body[0].value.args[0].value.parts if isinstance(p, cst.FormattedStringExpression)]
         if fields:
-            sites.append(fields[0].expression)
+            sites.append((statement, fields[0].expression))
     return sites
 
 
-def index_sites(block) -> list[cst.CSTNode]:
+def index_sites(block) -> list[tuple]:
     return attach_sites(block) + modulo_sites(block) + printed_sites(block)
+
+
+def statement_of(block, site) -> cst.CSTNode:
+    return next(statement for statement, found in index_sites(block) if found is site)
 
 
 def shifted_index(parenthesized: bool) -> cst.BaseExpression:
@@ -66,17 +73,18 @@ class ShiftLayerIndex(Edit):
         )
 
     def anchors(self, module):
-        return [(b, n) for b in self.scope(module) for n in index_sites(b) if m.matches(n, m.Name("i"))]
+        return [(b, n) for b in self.scope(module) for _, n in index_sites(b) if m.matches(n, m.Name("i"))]
 
     def applied(self, module):
-        return [(b, n) for b in self.scope(module) for n in index_sites(b) if self._is_shifted(n)]
+        return [(b, n) for b in self.scope(module) for _, n in index_sites(b) if self._is_shifted(n)]
 
     def apply_at(self, module, block, name):
-        in_modulo = any(name is site for site in modulo_sites(block))
-        return replace_inside(module, block, name, shifted_index(parenthesized=in_modulo))
+        in_modulo = any(name is site for _, site in modulo_sites(block))
+        shifted = shifted_index(parenthesized=in_modulo)
+        return replace_inside(module, block, name, shifted, statement_of(block, name))
 
     def revert_at(self, module, block, shifted):
-        return replace_inside(module, block, shifted, cst.Name("i"))
+        return replace_inside(module, block, shifted, cst.Name("i"), statement_of(block, shifted))
 
 
 EDIT = ShiftLayerIndex(

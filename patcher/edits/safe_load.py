@@ -25,14 +25,22 @@ def _strings(node: cst.Set) -> set[str]:
     return {e.value.evaluated_value for e in node.elements if isinstance(e.value, cst.SimpleString)}
 
 
+_last_search: list = [None, []]  # (block node, its sets): status, anchors and applied ask about one block in a row
+
+
 def allowed_parent_sets(block) -> list[cst.Set]:
     """Sets of package names that allow classes from their subpackages, e.g. {"torch.nn.modules", ...}."""
-    return [
-        node
-        for node in m.findall(block.node, m.Set())
-        if {"torch.nn.modules", "ultralytics.nn.modules"} <= _strings(node)
-        and "ultralytics.nn.tasks" not in _strings(node)
-    ]
+    if _last_search[0] is not block.node:  # a whole-function search: ~5 ms, asked four times per apply otherwise
+        _last_search[:] = [
+            block.node,
+            [
+                node
+                for node in m.findall(block.node, m.Set())
+                if {"torch.nn.modules", "ultralytics.nn.modules"} <= _strings(node)
+                and "ultralytics.nn.tasks" not in _strings(node)
+            ],
+        ]
+    return _last_search[1]
 
 
 # 8.4.100 builds its allow-list once by scanning packages: `_scan(ul_tasks)` gets a sibling.
