@@ -420,3 +420,29 @@ def test_an_edit_that_cannot_land_leaves_the_unpatched_merge_and_names_it(tmp_pa
     result = bbpatch("merge-file", *map(str, sides), "--path", "ultralytics/" + TASKS, cwd=tmp_path)
     assert result.returncode == 1 and "merged without bbpatch's edits" in result.stderr
     assert sides[1].read_bytes() == merged.data
+
+
+def test_git_commands_never_import_torch_timm_or_ultralytics(tmp_path):
+    repo = make_fork(tmp_path, "8.4.100", "8.4.190")
+    git(repo, "merge", "--no-edit", "upstream", check=False)  # conflicted: resolve has work to do
+    sides = [tmp_path / name for name in ("base", "ours", "theirs")]
+    for path, data in zip(sides, merge_sides()):
+        path.write_bytes(data)
+    calls = [
+        ["resolve", str(repo)],
+        ["git-setup", str(repo)],
+        ["merge-file", *map(str, sides), "--path", "ultralytics/nn/tasks.py"],
+    ]
+    code = (
+        "import sys; from bbpatch.cli import main\n"
+        f"for args in {calls!r}:\n"
+        "    try:\n        main(args)\n"
+        "    except SystemExit as done:\n        assert done.code == 0, (args, done.code)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'timm', 'ultralytics'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, env={**os.environ, **GIT_ENV}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert "def my_helper" in sides[1].read_text() and "bbpatch_save_backbone_outputs" in sides[1].read_text()
