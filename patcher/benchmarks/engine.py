@@ -160,14 +160,7 @@ def import_ratio(clean: Path, patched: Path, rounds: int) -> dict[str, float]:
 
 def addmodules_import_ms(patched: Path) -> float:
     """Cumulative import time of ``ultralytics.nn.Addmodules`` as ``-X importtime`` reports it (us -> ms)."""
-    stderr = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "from ultralytics import YOLO"],
-        cwd=patched,
-        env=tree_env(patched),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stderr
+    stderr = python_in_tree(patched, "-X", "importtime", "-c", "from ultralytics import YOLO").stderr
     fields = (line.split("|") for line in stderr.splitlines() if line.startswith("import time:"))
     return next(int(cumulative) for _, cumulative, name in fields if name.strip() == "ultralytics.nn.Addmodules") / 1e3
 
@@ -192,15 +185,15 @@ def forward_loop_figures(clean: Path, patched: Path, iterations: int) -> dict[st
 
 def run_in_tree(root: Path, code: str, *args) -> dict:
     """Run a timing script with the tree under ``root`` first on sys.path; its last stdout line is JSON."""
-    out = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)],
-        cwd=root,
-        env=tree_env(root),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    out = python_in_tree(root, "-c", code, *map(str, args)).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def python_in_tree(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """This Python, run in ``root`` with the tree there first on sys.path; fails loudly on a non-zero exit."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=root, env=tree_env(root), check=True, capture_output=True, text=True
+    )
 
 
 def tree_env(root: Path) -> dict:
