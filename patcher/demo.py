@@ -44,9 +44,22 @@ def default_models(all_models: bool) -> list[str]:
     names = sorted(p.name for p in package_dir("bbpatch.yamls").glob("*.yaml"))
     if not all_models:
         names = [n for n in names if n.startswith(("yolov8-", "rtdetr-")) and "-seg" not in n and "-pose" not in n]
-    return [
-        n.replace("yolov8-", "yolov8n-").replace("yolo11-", "yolo11n-").replace("yolov5-", "yolov5nu-") for n in names
-    ]
+    return [with_scale(n) for n in names]
+
+
+SCALED = {
+    "yolov8-": "yolov8n-",
+    "yolo11-": "yolo11n-",
+    "yolo12-": "yolo12n-",
+    "yolo26-": "yolo26n-",
+    "yolov5-": "yolov5nu-",
+}
+
+
+def with_scale(name: str) -> str:
+    """The n-scale name ultralytics' scale convention loads a shipped YAML by (yolo26-x.yaml -> yolo26n-x.yaml)."""
+    prefix = next((p for p in SCALED if name.startswith(p)), None)
+    return SCALED[prefix] + name[len(prefix) :] if prefix else name
 
 
 def main(argv=None):
