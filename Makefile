@@ -40,6 +40,7 @@ bench: install
 	$(PY) -m bbpatch.benchmarks.backbones
 	$(PY) -m bbpatch.benchmarks.verify
 	$(PY) -m bbpatch.benchmarks.git
+	$(PY) -m bbpatch.benchmarks.latency
 
 sweep: install
 	$(PY) -m bbpatch.sweep

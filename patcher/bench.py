@@ -121,6 +121,30 @@ def run_measurements(root: Path, models, imgsz, runs, warmup, threads, env=None,
     return results
 
 
+# ---------------------------------------------------------------- which models, and the deployment tables
+
+
+def model_names(shipped: dict, names, every: bool, stock) -> list[str]:
+    """What a bench run measures: ``names`` (``--yaml``), or every shipped YAML (``--all``), or by default the
+    deployment set (the n detection model of each shipped family on the YOLO26, YOLO11 and YOLOv8 heads);
+    then the ``stock`` models (yolo26n, yolo11n, yolov8n), once each."""
+    from bbpatch.benchmarks import latency
+
+    chosen = list(names) or (sorted(shipped) if every else latency.default_models(shipped))
+    return list(dict.fromkeys([*chosen, *stock]))
+
+
+def deployment_markdown(deployment) -> str:
+    """The deployment sections of bench.md: latency table, which shipped models beat which stock ones, parity."""
+    from bbpatch.benchmarks import latency
+
+    return (
+        "## Deployment latency: ONNX Runtime and OpenVINO, 1 thread\n\n"
+        f"{latency.latency_table(deployment)}\n{latency.summary(deployment)}\n\n"
+        f"## Export parity and export time\n\n{latency.parity_table(deployment)}"
+    )
+
+
 def pareto_front(results: list[Measurement]) -> set:
     """Names of the models no other model beats on both parameters and latency."""
     ok = [r for r in results if not r.error]
@@ -169,8 +193,41 @@ def row(cells) -> str:
     return "| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |"
 
 
-def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: int):
-    """Fused CPU latency against parameters, every point labelled, the Pareto front drawn and ringed."""
+def front_of(points: list[tuple]) -> list[tuple]:
+    """The (params, ms, ...) points no other point beats on both, by parameters."""
+    return sorted(
+        (p for p in points if not any(o[0] <= p[0] and o[1] <= p[1] and o[:2] != p[:2] for o in points)),
+        key=lambda p: p[0],
+    )
+
+
+def exported_series(deployment, imgsz: int) -> tuple[int, list[tuple[str, list[tuple]]]]:
+    """The deployment latencies at the size nearest ``imgsz``: (size, [(label, [(params M, ms, name, stock)])])."""
+    from bbpatch.benchmarks import latency
+
+    size = min(deployment.sizes, key=lambda s: (abs(s - imgsz), -s))
+    series = []
+    for runtime in deployment.runtimes:
+        column = latency.key(runtime, size)
+        points = [
+            (m.params / 1e6, m.latency[column], m.name, m.stock)
+            for m in deployment.models
+            if not m.error and column in m.latency
+        ]
+        series.append((f"{latency.runtime_label(deployment, runtime)}, 1 thread, {size} px", points))
+    return size, series
+
+
+EXPORTED_STYLES = (("tab:green", "^"), ("tab:orange", "D"), ("tab:purple", "v"), ("tab:brown", "P"))
+
+
+def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: int, deployment=None):
+    """Fused CPU latency against parameters, every point labelled, the Pareto front drawn and ringed.
+
+    With a ``deployment`` run (``bbpatch.benchmarks.latency.Run``), its exported models' latencies at the size
+    nearest ``imgsz`` are drawn too, one colour and marker per runtime, each with its own Pareto front (dashed);
+    stock models are drawn as black-edged squares in every series.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,10 +235,37 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
 
     ok = [r for r in results if not r.error]
     front = pareto_front(ok)
-    fig, ax = plt.subplots(figsize=(11, 7), dpi=120)
+    fig, ax = plt.subplots(figsize=(12, 8), dpi=120)
     ax.scatter(
-        [r.params / 1e6 for r in ok], [r.fused_cpu_ms for r in ok], s=22, color="tab:blue", zorder=2, label="model"
+        [r.params / 1e6 for r in ok],
+        [r.fused_cpu_ms for r in ok],
+        s=22,
+        color="tab:blue",
+        zorder=2,
+        label=f"PyTorch fused, {threads} thread{'s' if threads != 1 else ''}, {imgsz} px",
     )
+    latencies = [r.fused_cpu_ms for r in ok]
+    labelled = {r.name for r in ok}
+    if deployment is not None:
+        stock_names = {m.name for m in deployment.models if m.stock}
+        stock = [r for r in ok if r.name in stock_names]
+        ax.scatter([r.params / 1e6 for r in stock], [r.fused_cpu_ms for r in stock], s=60, marker="s",
+                   facecolors="none", edgecolors="black", lw=1.0, zorder=3)  # fmt: skip
+        _, series = exported_series(deployment, imgsz)
+        for (label, points), (color, marker) in zip(series, EXPORTED_STYLES):
+            ax.scatter([p[0] for p in points], [p[1] for p in points], s=26, color=color, marker=marker, zorder=2,
+                       label=label)  # fmt: skip
+            stock = [p for p in points if p[3]]
+            ax.scatter([p[0] for p in stock], [p[1] for p in stock], s=60, marker="s", facecolors="none",
+                       edgecolors="black", lw=1.0, zorder=3)  # fmt: skip
+            edge = front_of(points)
+            ax.plot([p[0] for p in edge], [p[1] for p in edge], "--", color=color, lw=1.0, zorder=1)
+            latencies += [p[1] for p in points]
+            for params, ms, name, _ in points:
+                if name not in labelled:  # each model named once, at its first point
+                    labelled.add(name)
+                    ax.annotate(Path(name).stem, (params, ms), xytext=(4, 3), textcoords="offset points", fontsize=6.5)
+        ax.scatter([], [], s=60, marker="s", facecolors="none", edgecolors="black", label="stock model")
     edge = sorted((r for r in ok if r.name in front), key=lambda r: r.params)
     ax.plot([r.params / 1e6 for r in edge], [r.fused_cpu_ms for r in edge], "-", color="tab:red", lw=1.2, zorder=1)
     ax.scatter(
@@ -192,20 +276,24 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
         edgecolors="tab:red",
         lw=1.5,
         zorder=3,
-        label="Pareto front",
+        label="Pareto front" if deployment is None else "Pareto front (PyTorch)",
     )
     for r in ok:
         ax.annotate(
             Path(r.name).stem, (r.params / 1e6, r.fused_cpu_ms), xytext=(4, 3), textcoords="offset points", fontsize=6.5
         )
-    latencies = [r.fused_cpu_ms for r in ok]
     if latencies and max(latencies) > 20 * min(latencies):
         ax.set_yscale("log")  # one slow outlier would squash every other point to the axis
     ax.set_xlabel("parameters (M)")
-    ax.set_ylabel(f"fused CPU latency, batch 1, {imgsz}x{imgsz} (ms, median)")
-    ax.set_title(f"bbpatch bench: latency vs parameters ({len(ok)} models, {threads} CPU threads)")
+    if deployment is None:
+        ax.set_ylabel(f"fused CPU latency, batch 1, {imgsz}x{imgsz} (ms, median)")
+        ax.set_title(f"bbpatch bench: latency vs parameters ({len(ok)} models, {threads} CPU threads)")
+    else:
+        ax.set_ylabel("CPU latency, batch 1 (ms, median)")
+        ax.set_title(f"bbpatch bench: latency vs parameters ({len(labelled)} models; PyTorch front solid, "
+                     "exported fronts dashed)")  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(file)
     plt.close(fig)

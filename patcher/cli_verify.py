@@ -126,6 +126,11 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only
 @click.command("bench")
 @PATH
 @YAMLS
+@click.option("--all", "every", is_flag=True, help="Every shipped YAML (default: the deployment set, see below).")
+@click.option(
+    "--stock", default="yolo26n.yaml,yolo11n.yaml,yolov8n.yaml", show_default=True, metavar="NAMES",
+    help="Stock models measured beside the chosen ones (comma-separated; '' for none).",
+)  # fmt: skip
 @click.option("--imgsz", type=click.IntRange(32, 4096), default=640, show_default=True, help="Square input size.")
 @click.option(
     "--plot",
@@ -146,25 +151,76 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only
 )
 @click.option("--warmup", type=click.IntRange(0, 100), default=3, show_default=True, help="Untimed passes first.")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for torch (default: all CPUs).")
-def bench_command(path, yamls, imgsz, plot, table, runs, warmup, threads):
-    """Parameters, GFLOPs, CPU latency (plain and fused) and GPU latency of each model, as a table and a plot."""
+@click.option("--no-deploy", is_flag=True, help="Only the PyTorch table: no exports, no deployment latency.")
+@click.option("--sizes", default="320,640", show_default=True, metavar="PX,...", help="Deployment latency input sizes.")
+@click.option(
+    "--runtimes", default="onnxruntime,openvino", show_default=True, metavar="NAMES",
+    help="Deployment runtimes, timed on 1 thread: onnxruntime, openvino (float32), openvino-default "
+    "(the CPU's default precision: bf16 where it has AVX512-BF16), torch (fused PyTorch).",
+)  # fmt: skip
+@click.option(
+    "--formats", default="onnx,openvino", show_default=True, metavar="NAMES",
+    help="Exports whose parity and export time are reported (those the runtimes need are always in); "
+    "'all': torchscript, onnx, openvino, ncnn, tflite, coreml.",
+)  # fmt: skip
+@click.option(
+    "--latency-runs", type=click.IntRange(1, 1000), default=20, show_default=True,
+    help="Deployment latency: timed interleaved rounds (median).",
+)  # fmt: skip
+@click.option("--jobs", "-j", type=click.IntRange(1, 32), help="Export processes (default: 2, or 1 on one CPU).")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Also write every measurement as JSON.")
+def bench_command(path, yamls, every, stock, imgsz, plot, table, runs, warmup, threads, no_deploy, sizes, runtimes,
+                  formats, latency_runs, jobs, json_file):  # fmt: skip
+    """Parameters, GFLOPs, PyTorch CPU latency (plain and fused) and GPU latency of each model, then each model
+    exported to ONNX and OpenVINO (parity and export time) and timed there on 1 CPU thread at 320 and 640,
+    beside stock yolo26n, yolo11n and yolov8n; as tables and a plot.
+
+    Default models: the n detection model of every shipped backbone family on the YOLO26, YOLO11 and YOLOv8
+    heads (18) and the stock models; a few minutes on 2 CPUs.
+    """
+    import dataclasses
     import os
 
     from bbpatch import bench
+    from bbpatch.benchmarks import latency
     from bbpatch.verify import NotPatched, UnknownYaml, plan, resolve_yamls, static
 
     try:
         patched = static.load(path)
         roles = static.bbpatch_roles(patched.tree.package)
-        models = [plan.describe(p, roles) for p in resolve_yamls(patched, split_names(yamls))]
+        shipped = {p.name: p for p in patched.yamls()}
+        names = bench.model_names(shipped, split_names(yamls), every, split_names([stock]))
+        resolved = resolve_yamls(patched, names)
+        models = [plan.describe(p, roles) for p in resolved]
+        export_formats = latency.all_formats() if formats.strip() == "all" else split_names([formats])
+        unknown = [f for f in export_formats if f not in latency.all_formats()]
+        unknown += [r for r in split_names([runtimes]) if r not in latency.RUNTIME]
+        if unknown:
+            raise UnknownYaml(f"unknown format or runtime {', '.join(unknown)}")
+        deploy_sizes = [int(s) for s in split_names([sizes])]
     except (NotPatched, UnknownYaml, TreeError) as error:
         usage_error(str(error))
+    except ValueError:
+        usage_error(f"--sizes: not a list of integers: {sizes}")
     threads = threads or os.cpu_count() or 1
     with click.progressbar(length=len(models), label="bench", file=sys.stderr) as bar:
         results = bench.run_measurements(
             patched.root, models, imgsz, runs, warmup, threads, on_result=lambda r: bar.update(1)
         )
-    markdown = bench.markdown_table(results, imgsz, threads)
+    markdown = f"## PyTorch\n\n{bench.markdown_table(results, imgsz, threads)}"
+    deployment = None
+    if not no_deploy:
+        files = {str(p): name for name, p in shipped.items()}  # shipped files go by name: ultralytics finds them
+        deployment = latency.run(
+            patched.root, [files.get(p, p) for p in resolved], deploy_sizes, split_names([runtimes]),
+            export_formats, latency_runs, warmup, jobs, shipped=shipped,
+            on_progress=lambda message: click.echo(f"bench: {message}", err=True),
+        )  # fmt: skip
+        markdown += "\n" + bench.deployment_markdown(deployment)
     Path(table).write_text(markdown, encoding="utf-8")
-    bench.scatter_plot(results, Path(plot), imgsz, threads)
-    click.echo(markdown + f"\nwrote {table} and {plot}")
+    bench.scatter_plot(results, Path(plot), imgsz, threads, deployment)
+    if json_file:
+        data = {"pytorch": [dataclasses.asdict(r) for r in results], "imgsz": imgsz, "threads": threads}
+        data["deployment"] = deployment.to_dict() if deployment else None
+        Path(json_file).write_text(json.dumps(data, indent=1), encoding="utf-8")
+    click.echo(markdown + f"\nwrote {table} and {plot}" + (f" and {json_file}" if json_file else ""))
