@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ISOLATED_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False", "OMP_NUM_THREADS": "2", "MPLBACKEND": "Agg"}
 
 
 def tree_env(root: Path, env: dict | None = None) -> dict:
-    merged = {**os.environ, **ISOLATED_ENV, **(env or {})}
+    # settings.json of one tree's own: a newer release's keys make an older one print errors on stdout
+    config = Path(tempfile.gettempdir(), "bbpatch-tests-yolo-config", hashlib.sha256(bytes(root)).hexdigest()[:16])
+    merged = {**os.environ, **ISOLATED_ENV, "YOLO_CONFIG_DIR": str(config), **(env or {})}
     merged["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), merged.get("PYTHONPATH", "")) if p)
     return merged
 
@@ -25,6 +30,11 @@ def run_py(root: Path, code: str, env: dict | None = None, timeout: int = 600) -
         f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
     )
     return result.stdout
+
+
+def run_json(root: Path, code: str, env: dict | None = None):
+    """``run_py`` for scripts that end by printing one JSON line (what a release logs before it is ignored)."""
+    return json.loads(run_py(root, code, env).strip().splitlines()[-1])
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import py_compile
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from bbpatch import api
 from bbpatch.tree import TESTED_RELEASES, version_tuple
 
 from conftest import RELEASE_CACHE, copy_package, release_package
-from helpers import run_cli, run_py, tree_bytes
+from helpers import run_cli, run_json, tree_bytes
 
 RELEASES = TESTED_RELEASES
 # The ultralytics/yolo/ layout (utils/ and cfg/ under yolo/) up to 8.0.135; 8.0.136 is the first without it.
@@ -111,10 +110,10 @@ def test_stock_models_identical_and_backbone_builds(version, tmp_path):
     clean = copy_package(package, tmp_path / "clean")
     patched = copy_package(package, tmp_path / "patched")
     api.apply(patched)
-    stock = json.loads(run_py(clean, STOCK_PARITY))
-    assert json.loads(run_py(patched, STOCK_PARITY)) == stock
+    stock = run_json(clean, STOCK_PARITY)
+    assert run_json(patched, STOCK_PARITY) == stock
     assert stock["yolov8n.yaml"][0] > 2_000_000
-    built = json.loads(run_py(patched, BACKBONE_BUILD))
+    built = run_json(patched, BACKBONE_BUILD)
     assert built == {"stride": [8.0, 16.0, 32.0], "type": "mobilenetv4_small", "i": [4, 5, 6], "gflops/full": 1.0}
 
 
@@ -174,8 +173,8 @@ def test_yolo_layout_release_builds_a_backbone_model(version, tmp_path, legacy_s
     clean = copy_package(package, tmp_path / "clean")
     patched = copy_package(package, tmp_path / "patched")
     api.apply(patched)
-    stock = json.loads(run_py(clean, LEGACY_BUILD, env={"PYTHONPATH": str(legacy_site)}))
+    stock = run_json(clean, LEGACY_BUILD, env={"PYTHONPATH": str(legacy_site)})
     env = {"PYTHONPATH": str(legacy_site), "BACKBONE_YAML": backbone_yaml(patched, version)}
-    built = json.loads(run_py(patched, LEGACY_BUILD, env=env))
+    built = run_json(patched, LEGACY_BUILD, env=env)
     assert stock["stock"][0] > 3_000_000
     assert built == {**stock, "stride": [8.0, 16.0, 32.0], "i": [4, 5, 6], "gflops/full": 1.0}
