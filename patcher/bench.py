@@ -124,13 +124,13 @@ def run_measurements(root: Path, models, imgsz, runs, warmup, threads, env=None,
 # ---------------------------------------------------------------- which models, and the deployment tables
 
 
-def model_names(shipped: dict, names, every: bool, stock) -> list[str]:
+def model_names(shipped: dict, names, every: bool, stock, heads=None) -> list[str]:
     """What a bench run measures: ``names`` (``--yaml``), or every shipped YAML (``--all``), or by default the
-    deployment set (the n detection model of each shipped family on the YOLO26, YOLO11 and YOLOv8 heads);
+    deployment set (the n detection model of each shipped family on ``heads``: YOLO26 and YOLOv8);
     then the ``stock`` models (yolo26n, yolo11n, yolov8n), once each."""
     from bbpatch.benchmarks import latency
 
-    chosen = list(names) or (sorted(shipped) if every else latency.default_models(shipped))
+    chosen = list(names) or (sorted(shipped) if every else latency.default_models(shipped, heads or latency.HEADS))
     return list(dict.fromkeys([*chosen, *stock]))
 
 

@@ -66,7 +66,7 @@ def test_bench_writes_a_readable_plot_and_table(patched_tree, tmp_path):
     rows = model_rows(deployment)  # model, params, GFLOPs 64, ORT 64 ms, / own stock, faster than
     assert sorted(r[0].strip("*") for r in rows) == sorted(MODELS)
     assert all(float(r[1]) > 0 and float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
-    assert "1 thread" in deployment and "ORT 64 ms" in deployment
+    assert "**1 thread**" in deployment and "**64 x 64**" in deployment and "| ORT ms |" in deployment
     assert sorted(r[0] for r in model_rows(parity)) == sorted(MODELS)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert len(saved["pytorch"]) == len(saved["deployment"]["models"]) == len(MODELS)
@@ -137,14 +137,15 @@ def test_latency_tables_and_plot_show_the_exported_models(tiny_deployment, tmp_p
     assert latency.Run.from_dict(json.loads(json.dumps(run.to_dict()))) == run
 
 
-def test_default_deployment_set_is_each_family_at_n_on_three_heads():
+def test_default_deployment_set_is_each_family_at_n_on_the_chosen_heads():
     shipped = ["yolov8-mobilenetv4.yaml", "yolov8-seg-mobilenetv4.yaml", "yolo26-fasternet.yaml",
                "yolo26-pose-fasternet.yaml", "yolo12-mobileone.yaml", "yolo11-mobileone.yaml"]  # fmt: skip
-    assert latency.default_models(shipped) == [
+    assert latency.default_models(shipped, ("yolo26", "yolo11", "yolov8")) == [
         "yolo26n-fasternet.yaml",
         "yolo11n-mobileone.yaml",
         "yolov8n-mobilenetv4.yaml",
     ]
+    assert latency.default_models(shipped) == ["yolo26n-fasternet.yaml", "yolov8n-mobilenetv4.yaml"]
 
 
 def test_pareto_front_keeps_only_undominated_models():

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 STOCK = ("yolo26n.yaml", "yolo11n.yaml", "yolov8n.yaml")
-HEADS = ("yolo26", "yolo11", "yolov8")  # the shipped detection models of these heads, at scale n, by default
+HEADS = ("yolo26", "yolov8")  # by default, the shipped detection model of each family on these heads at scale n
 SIZES = (320, 640)
 RUNS = 20
 WARMUP = 3
@@ -490,6 +490,12 @@ def beats(model: ModelResult, other: ModelResult, columns) -> bool:
     return bool(shared) and all(model.latency[c] < other.latency[c] for c in shared)
 
 
+def deployed_columns(run: Run, size: int) -> list[str]:
+    """The columns a "faster than" verdict reads: the exported runtimes at ``size`` (PyTorch only if alone)."""
+    exported = [key(r, size) for r in run.runtimes if RUNTIME[r].format]
+    return exported or [key(r, size) for r in run.runtimes]
+
+
 def runtime_label(run: Run, runtime: str) -> str:
     label = RUNTIME[runtime].label
     if runtime == "openvino-default" and run.versions.get("openvino_default_precision"):
@@ -498,22 +504,32 @@ def runtime_label(run: Run, runtime: str) -> str:
 
 
 def latency_table(run: Run) -> str:
-    """The latency table, fastest first by the first column; stock models in bold; which stock models each beats."""
-    columns = [key(r, s) for s in run.sizes for r in run.runtimes]
+    """One table per size, fastest first by its first runtime; stock models in bold; which stock models each beats."""
+    lines = [describe_run(run)]
+    for size in run.sizes:
+        lines += ["", f"**{size} x {size}**", "", *size_table(run, size)]
+    problems = [f"- {m.name} {c}: {why}" for m in run.models for c, why in m.latency_errors.items()]
+    if problems:
+        lines += ["", "Not timed:", *problems]
+    return "\n".join(lines) + "\n"
+
+
+def size_table(run: Run, size: int) -> list[str]:
+    columns = [key(r, size) for r in run.runtimes]
+    verdict = deployed_columns(run, size)
     stock = {m.name: m for m in run.models if m.stock and not m.error}
     first = columns[0] if columns else None
-    header = ["model", "params (M)", *[f"GFLOPs {s}" for s in run.sizes]]
-    header += [f"{runtime_label(run, r)} {s} ms" for s in run.sizes for r in run.runtimes]
-    header += [f"/ own stock ({RUNTIME[first.split('@')[0]].label} {first.split('@')[1]})" if first else "/ stock",
-               "faster than (every column)"]  # fmt: skip
-    lines = [describe_run(run), "", row(header), row(["---"] * len(header))]
+    header = ["model", "params (M)", f"GFLOPs {size}", *[f"{runtime_label(run, r)} ms" for r in run.runtimes]]
+    header += [f"/ own stock ({RUNTIME[run.runtimes[0]].label})" if first else "/ stock",
+               "faster than (" + ", ".join(runtime_label(run, c.split("@")[0]) for c in verdict) + ")"]  # fmt: skip
+    lines = [row(header), row(["---"] * len(header))]
     order = sorted(run.models, key=lambda m: (bool(m.error), m.latency.get(first, math.inf)))
     for m in order:
         name = f"**{m.name}**" if m.stock else m.name
         if m.error:
             lines.append(row([name, f"error: {m.error}", *[""] * (len(header) - 2)]))
             continue
-        cells = [name, f"{m.params / 1e6:.2f}", *[gflops(m.gflops.get(str(s), 0)) for s in run.sizes]]
+        cells = [name, f"{m.params / 1e6:.2f}", gflops(m.gflops.get(str(size), 0))]
         cells += [f"{m.latency[c]:.1f}" if c in m.latency else "n/a" for c in columns]
         own = stock.get(m.stock_of_head or "")
         ratio = (
@@ -522,13 +538,10 @@ def latency_table(run: Run) -> str:
             else None
         )
         cells.append("" if m.stock or ratio is None else f"{ratio:.2f}x {Path(own.name).stem}")
-        beaten = [Path(s.name).stem for s in stock.values() if s is not m and beats(m, s, columns)]
+        beaten = [Path(s.name).stem for s in stock.values() if s is not m and beats(m, s, verdict)]
         cells.append(", ".join(beaten) or ("-" if not m.stock else ""))
         lines.append(row(cells))
-    problems = [f"- {m.name} {c}: {why}" for m in run.models for c, why in m.latency_errors.items()]
-    if problems:
-        lines += ["", "Not timed:", *problems]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def gflops(value: float) -> str:
@@ -601,15 +614,19 @@ def row(cells) -> str:
 
 
 def summary(run: Run) -> str:
-    """Which shipped models beat which stock ones, in words."""
-    columns = [key(r, s) for s in run.sizes for r in run.runtimes]
+    """Which shipped models beat which stock ones (in every exported runtime, at every size), in words."""
+    columns = [c for size in run.sizes for c in deployed_columns(run, size)]
     stock = [m for m in run.models if m.stock and not m.error]
+    runtimes = ", ".join(dict.fromkeys(runtime_label(run, c.split("@")[0]) for c in columns))
+    sizes = " and ".join(map(str, run.sizes))
     lines = []
     for m in (m for m in run.models if not m.stock and not m.error):
         beaten = [Path(s.name).stem for s in stock if beats(m, s, columns)]
         if beaten:
-            lines.append(f"{Path(m.name).stem} beats {', '.join(beaten)} in every column")
-    return "\n".join(lines) if lines else "No shipped model beats any of the stock models in every column."
+            lines.append(f"- {Path(m.name).stem} is faster than {', '.join(beaten)}")
+    if not lines:
+        return f"No shipped model is faster than any of the stock models in {runtimes} at {sizes} px."
+    return f"Faster than a stock model in every one of {runtimes} at {sizes} px:\n\n" + "\n".join(lines)
 
 
 # ---------------------------------------------------------------- command lines
@@ -644,8 +661,13 @@ def main(argv=None):
         return stage_main(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yaml", type=csv, action="extend", default=[], help="models (default: the n detection "
-                        "model of every shipped family on the YOLO26, YOLO11 and YOLOv8 heads)")  # fmt: skip
-    parser.add_argument("--heads", type=csv, default=list(HEADS), help="heads of the default set (comma-separated)")
+                        "model of every shipped family on the --heads)")  # fmt: skip
+    parser.add_argument(
+        "--heads",
+        type=csv,
+        default=list(HEADS),
+        help="heads of the default set (comma-separated; default yolo26,yolov8)",
+    )
     parser.add_argument("--stock", type=csv, default=list(STOCK), help="stock models beside them")
     parser.add_argument("--sizes", type=lambda v: [int(s) for s in csv(v)], default=list(SIZES))
     parser.add_argument("--runtimes", type=csv, default=list(DEFAULT_RUNTIMES), help=f"of {', '.join(RUNTIME)}")
