@@ -625,7 +625,7 @@ def summary(run: Run) -> str:
         if beaten:
             lines.append(f"- {Path(m.name).stem} is faster than {', '.join(beaten)}")
     if not lines:
-        return f"No shipped model is faster than any of the stock models in {runtimes} at {sizes} px."
+        return f"No model here is faster than any of the stock models in {runtimes} at {sizes} px."
     return f"Faster than a stock model in every one of {runtimes} at {sizes} px:\n\n" + "\n".join(lines)
 
 
