@@ -16,6 +16,7 @@ from pathlib import Path
 from bbpatch import gitrepo
 from bbpatch.gitrepo import GitError
 from bbpatch.journal import write_durably
+from bbpatch.transaction import write_atomic
 from bbpatch.tree import find_tree
 
 DRIVER = "bbpatch"
@@ -89,8 +90,7 @@ def _read_lines(path: Path) -> list[str]:
 
 def _write_lines(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o644
-    write_durably(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), mode)
+    write_atomic(path, "".join(f"{line}\n" for line in lines).encode("utf-8"))
 
 
 def _is_our_hook(path: Path) -> bool:

@@ -74,7 +74,7 @@ def _mkdir(directory: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """One file, all or nothing, outside any tree's transaction (kept for callers such as git-setup)."""
+    """One file, all or nothing, outside any tree's transaction (git-setup's attributes file), keeping its mode."""
     mode = path.stat().st_mode & 0o7777 if path.is_file() else 0o644
     write_durably(path, data, mode)
 
