@@ -47,6 +47,24 @@ FAMILY_DEFAULTS = {
     "mobilenetv2": "MobileNetV2",
 }
 
+# The variant each scale letter builds in a family's ready-made YAMLs (written there as 'backbone_scales'), so
+# that a family's n model is its fast end and x its largest, as the head's width already follows the letter.
+# A family not listed here uses its default at every scale; RT-DETR YAMLs have no scales and use the default.
+FAMILY_SCALES = {
+    "mobilenetv4": dict(
+        n="mobilenetv4_small",
+        s="mobilenetv4_small",
+        m="mobilenetv4_medium",
+        l="mobilenetv4_large",
+        x="mobilenetv4_large",
+    ),
+    "mobilenetv3": dict(
+        n="MobileNetV3Small", s="MobileNetV3Small", m="MobileNetV3Large", l="MobileNetV3Large", x="MobileNetV3Large"
+    ),
+    "fasternet": dict(n="FasterNetT0", s="FasterNetT1", m="FasterNetT2", l="FasterNetS", x="FasterNetM"),
+    "mobileone": dict(n="MobileOneS0", s="MobileOneS1", m="MobileOneS2", l="MobileOneS3", x="MobileOneS4"),
+}
+
 # Channels of the stride 4, 8, 16, 32 maps, as timm's feature_info reports them (tests check this table).
 TIMM_CHANNELS = {
     "mobilenetv4_conv_small": (32, 64, 96, 960),

@@ -2,6 +2,7 @@
 
 __all__ = [
     "bbpatch_role",
+    "bbpatch_backbone",
     "bbpatch_channels",
     "bbpatch_takes_repeats",
     "bbpatch_save_backbone_outputs",
@@ -15,6 +16,32 @@ BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: a leading None, then 
 def bbpatch_role(m):
     """'backbone', 'block' or None for a class named in a model YAML."""
     return getattr(m, "bbpatch_role", None) if isinstance(m, type) else None
+
+
+def bbpatch_backbone(m, args, d):
+    """Build a model's backbone layer: class ``m``, or the variant the YAML's ``backbone_scales`` names for its scale.
+
+    ``d`` is parse_model's model dict. Without a scale letter in the file name ultralytics builds the first row
+    of ``scales``; the variant follows it the same way.
+    """
+    variants = d.get("backbone_scales") or {}
+    scale = d.get("scale") or next(iter(d.get("scales") or {}), None)
+    name = variants.get(scale)
+    if name is not None:
+        m = _backbone_class(name, d.get("yaml_file", "the model YAML"), scale)
+    return m(*args)
+
+
+def _backbone_class(name, yaml_file, scale):
+    import importlib
+
+    cls = getattr(importlib.import_module(__package__), str(name), None)
+    if bbpatch_role(cls) != "backbone":
+        raise ValueError(
+            f"{yaml_file}: backbone_scales names {name!r} for scale {scale!r}, which is not a backbone class in "
+            f"{__package__}; use a name from `bbpatch list`"
+        )
+    return cls
 
 
 def bbpatch_channels(backbone):

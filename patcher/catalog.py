@@ -35,6 +35,7 @@ def _load_table():
 _TABLE = _load_table()
 BACKBONES = {name: Backbone(name, timm, family, _TABLE.TIMM_CHANNELS[timm]) for name, timm, family in _TABLE.BACKBONES}
 FAMILY_DEFAULTS = dict(_TABLE.FAMILY_DEFAULTS)
+FAMILY_SCALES = {family: dict(variants) for family, variants in _TABLE.FAMILY_SCALES.items()}
 TIMM_CHANNELS = dict(_TABLE.TIMM_CHANNELS)
 MIN_INPUT_SIZE = _TABLE.MIN_INPUT_SIZE
 

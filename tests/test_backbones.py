@@ -57,6 +57,19 @@ def test_every_catalog_family_has_its_default_and_module_exports_all_names():
     assert set(catalog.BACKBONES) | {"TimmBackbone"} <= set(modules.__all__)
 
 
+def test_family_scales_grow_from_n_to_x_within_their_family():
+    """The n variant is the family's lightest (its fast end); no larger scale gets a lighter backbone."""
+    for family, variants in catalog.FAMILY_SCALES.items():
+        entries = [catalog.BACKBONES[name] for name in variants.values()]
+        assert list(variants) == list("nsmlx") and {e.family for e in entries} == {family}
+        widths = [sum(e.channels[:3]) for e in entries]  # P5 of MobileNetV3/V4 is a fixed 960/576 projection
+        assert widths == sorted(widths) and widths[0] < widths[-1], family
+    assert (
+        catalog.FAMILY_SCALES["fasternet"]["n"] == "FasterNetT0"
+        and catalog.BACKBONES["FasterNet"].timm_name == "fasternet_t2"
+    )
+
+
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_forward_returns_strides_4_to_32_down_to_min_input_size(name):
     """min_input_size (32) was measured; train mode at batch 2 is the hardest case (BatchNorm on 1x1 maps)."""

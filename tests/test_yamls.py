@@ -12,7 +12,7 @@ from bbpatch.verify.static import load
 from bbpatch.verify.yamls import not_installed_results
 
 from conftest import copy_package, release_package
-from helpers import run_cli, run_py
+from helpers import run_cli, run_json, run_py
 
 SHIPPED = yamlgen.shipped_yamls()
 YAMLS_DIR = yamlgen.catalog.package_dir("bbpatch.yamls")
@@ -59,11 +59,34 @@ def test_yolo26_yamls_keep_the_end_to_end_head_and_yolo12_its_area_attention():
 
 def test_yolov8_mobilenetv4_has_the_seed_layout():
     """Seed 000 / 002: backbone at 0 (P3 = 2, P4 = 3, P5 = 4), SPPF 5, Detect on 11, 14, 17."""
-    for name, backbone in [("yolov8-mobilenetv4.yaml", "mobilenetv4_small"), ("yolov8-fasternet.yaml", "FasterNet")]:
+    for name, backbone in [("yolov8-mobilenetv4.yaml", "mobilenetv4_small"), ("yolov8-fasternet.yaml", "FasterNetT0")]:
         rows = layers(name)
         assert rows[0] == [-1, 1, backbone, []] and rows[1][2] == "SPPF"
         assert [r[0] for r in rows if r[2] == "Concat"] == [[-1, 3], [-1, 2], [-1, 8], [-1, 5]]
         assert rows[-1] == [[11, 14, 17], 1, "Detect", ["nc"]]
+
+
+def test_scaled_families_name_a_variant_per_scale_and_layer_0_names_the_first():
+    for name, text in SHIPPED.items():
+        model = yaml.safe_load(text)
+        family = name[:-5].rsplit("-", 1)[-1]
+        variants = model.get("backbone_scales")
+        if family in yamlgen.catalog.FAMILY_SCALES and len(model.get("scales") or {}) > 1:
+            assert list(variants) == list(model["scales"]) and model["backbone"][0][2] == variants["n"], name
+        else:
+            assert variants is None, name
+    assert yaml.safe_load(SHIPPED["yolo11-mobileone.yaml"])["backbone_scales"] == dict(
+        n="MobileOneS0", s="MobileOneS1", m="MobileOneS2", l="MobileOneS3", x="MobileOneS4"
+    )
+
+
+def test_the_seed_fasternet_system_is_reachable_by_its_name():
+    """Seed 002 builds FasterNet-T2 at every scale: `bbpatch yaml --backbone FasterNet` gives that model."""
+    seed = yaml.safe_load(yamlgen.derive("yolov8n.yaml", "FasterNet"))
+    shipped = yaml.safe_load(SHIPPED["yolov8-fasternet.yaml"])
+    assert seed["backbone"][0] == [-1, 1, "FasterNet", []] and "backbone_scales" not in seed
+    assert seed["backbone"][1:] == shipped["backbone"][1:] and seed["head"] == shipped["head"]
+    assert yamlgen.catalog.BACKBONES["FasterNet"].timm_name == "fasternet_t2"
 
 
 def test_rtdetr_mobilenetv3_has_the_seed_layout():
@@ -93,11 +116,11 @@ def test_layer_by_layer_backbones_have_head_indices_that_match(name, p3, p4, p5)
 
 
 def test_stock_derivation_and_templates_agree():
-    """Two paths to the same file: swapping the backbone of ultralytics' yolov8.yaml, and the template."""
-    assert (
-        yamlgen.derive("yolov8n.yaml", "mobilenetv4_small").split("\nnc:")[1]
-        == SHIPPED["yolov8-mobilenetv4.yaml"].split("\nnc:")[1]
-    )
+    """Two paths to the same model: swapping the backbone of ultralytics' yolov8.yaml, and the template."""
+    derived = yaml.safe_load(yamlgen.derive("yolov8n.yaml", "mobilenetv4_small"))
+    shipped = yaml.safe_load(SHIPPED["yolov8-mobilenetv4.yaml"])
+    assert shipped.pop("backbone_scales")["n"] == "mobilenetv4_small"
+    assert derived == shipped
 
 
 BUILD_ALL = """
@@ -154,6 +177,36 @@ def test_new_yamls_load_by_the_scale_letter(patched_tree):
     for stem in stems:
         (n_scale, n_params), (s_scale, s_params) = sizes[f"{stem}/n"], sizes[f"{stem}/s"]
         assert (n_scale, s_scale) == ("n", "s") and s_params > 1.5 * n_params, stem
+
+
+BY_SCALE = """
+import json
+from ultralytics import YOLO
+out = {}
+for name in ["yolov8n-fasternet.yaml", "yolov8s-fasternet.yaml", "yolov8m-fasternet.yaml", "yolov8-fasternet.yaml",
+             "yolo11n-mobileone.yaml", "yolo11s-mobileone.yaml", "yolo11n-mobilenetv1.yaml"]:
+    model = YOLO(name).model
+    out[name] = [type(model.model[0]).__name__, model.model[0].timm_name, sum(p.numel() for p in model.parameters())]
+try:
+    YOLO(BAD)
+except ValueError as error:
+    out["error"] = str(error)
+print(json.dumps(out))
+"""
+
+
+def test_the_scale_letter_picks_the_backbone_variant(patched_tree, tmp_path):
+    """n is each family's fast end (FasterNet-T0, MobileOne-S0); no letter builds the first scale, as upstream."""
+    bad = tmp_path / "yolov8n-typo.yaml"
+    bad.write_text(SHIPPED["yolov8-fasternet.yaml"].replace("  n: FasterNetT0", "  n: FasterNetT9"), encoding="utf-8")
+    out = run_json(patched_tree, BY_SCALE.replace("BAD", repr(str(bad))))
+    assert [out[f"yolov8{s}-fasternet.yaml"][1] for s in "nsm"] == ["fasternet_t0", "fasternet_t1", "fasternet_t2"]
+    assert out["yolov8-fasternet.yaml"] == out["yolov8n-fasternet.yaml"]
+    assert [out[f"yolo11{s}-mobileone.yaml"][0] for s in "ns"] == ["MobileOneS0", "MobileOneS1"]
+    assert out["yolo11n-mobilenetv1.yaml"][0] == "MobileNetV1"  # a family without variants keeps its one backbone
+    params = [out[f"yolov8{s}-fasternet.yaml"][2] for s in "nsm"]
+    assert params == sorted(params) and params[0] < 0.25 * params[2]
+    assert str(bad) in out["error"] and "'FasterNetT9' for scale 'n'" in out["error"] and "bbpatch list" in out["error"]
 
 
 YOLO26_END_TO_END = """
