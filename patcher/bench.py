@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from bbpatch.benchmarks.labels import place_labels
+
 
 @dataclasses.dataclass
 class Measurement:
@@ -246,6 +248,7 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
     )
     latencies = [r.fused_cpu_ms for r in ok]
     labelled = {r.name for r in ok}
+    labels = [(r.params / 1e6, r.fused_cpu_ms, Path(r.name).stem) for r in ok]
     if deployment is not None:
         stock_names = {m.name for m in deployment.models if m.stock}
         stock = [r for r in ok if r.name in stock_names]
@@ -264,7 +267,7 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
             for params, ms, name, _ in points:
                 if name not in labelled:  # each model named once, at its first point
                     labelled.add(name)
-                    ax.annotate(Path(name).stem, (params, ms), xytext=(4, 3), textcoords="offset points", fontsize=6.5)
+                    labels.append((params, ms, Path(name).stem))
         ax.scatter([], [], s=60, marker="s", facecolors="none", edgecolors="black", label="stock model")
     edge = sorted((r for r in ok if r.name in front), key=lambda r: r.params)
     ax.plot([r.params / 1e6 for r in edge], [r.fused_cpu_ms for r in edge], "-", color="tab:red", lw=1.2, zorder=1)
@@ -278,10 +281,6 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
         zorder=3,
         label="Pareto front" if deployment is None else "Pareto front (PyTorch)",
     )
-    for r in ok:
-        ax.annotate(
-            Path(r.name).stem, (r.params / 1e6, r.fused_cpu_ms), xytext=(4, 3), textcoords="offset points", fontsize=6.5
-        )
     if latencies and max(latencies) > 20 * min(latencies):
         ax.set_yscale("log")  # one slow outlier would squash every other point to the axis
     ax.set_xlabel("parameters (M)")
@@ -295,6 +294,9 @@ def scatter_plot(results: list[Measurement], file: Path, imgsz: int, threads: in
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
+    ax.set_xlim(ax.get_xlim())  # freeze the limits: labels are placed in pixels
+    ax.set_ylim(ax.get_ylim())
+    place_labels(ax, labels)
     fig.savefig(file)
     plt.close(fig)
 

@@ -5,6 +5,7 @@ Timings are never asserted: only that every figure is there, positive and finite
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -159,3 +160,26 @@ def test_pareto_front_keeps_only_undominated_models():
     table = markdown_table(results, 640, 1)
     assert "| broken | error: RuntimeError: x" in table
     assert "| dominated |" in table and "| small-fast |" in table
+
+
+def test_plot_labels_of_a_crowded_cluster_do_not_overlap():
+    """Twelve small models within 0.4 M parameters and 1 ms (what the n-scale cluster looks like)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bbpatch.benchmarks.labels import place_labels
+
+    fig, ax = plt.subplots(figsize=(12, 8), dpi=120)
+    labels = [(2.5 + 0.03 * i, 15.0 + 0.08 * (i % 5), f"yolo26n-backbone{i}") for i in range(12)]
+    labels += [(9.0 + 3 * i, 40.0 + 20 * i, f"yolo26s-backbone{i}") for i in range(6)]
+    ax.scatter([x for x, _, _ in labels], [y for _, y, _ in labels])
+    fig.tight_layout()
+    boxes = place_labels(ax, labels)
+    frame = ax.get_window_extent(fig.canvas.get_renderer())
+    assert len(boxes) == len(labels) == len(ax.texts)
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), (a, b)
+    assert all(frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1 for box in boxes)
+    plt.close(fig)
