@@ -16,10 +16,12 @@ BACKBONES = (
     ("MobileNetV4ConvLarge", "mobilenetv4_conv_large", "mobilenetv4"),
     ("MobileNetV4HybridMedium", "mobilenetv4_hybrid_medium", "mobilenetv4"),
     ("MobileNetV4HybridLarge", "mobilenetv4_hybrid_large", "mobilenetv4"),
+    ("MobileNetV4ConvSmall_050", "mobilenetv4_conv_small_050", "mobilenetv4"),  # width variants: timm's suffix
     # Seed 001 returns the maps whose channels are 16, 24, 48, 576: MobileNetV3-Small's.
     ("MobileNetV3", "mobilenetv3_small_100", "mobilenetv3"),
     ("MobileNetV3Small", "mobilenetv3_small_100", "mobilenetv3"),
     ("MobileNetV3Large", "mobilenetv3_large_100", "mobilenetv3"),
+    ("MobileNetV3Small_075", "mobilenetv3_small_075", "mobilenetv3"),
     # Seed 002's default configuration (embed 96, depths 1-2-8-2, ReLU) is FasterNet-T2.
     ("FasterNet", "fasternet_t2", "fasternet"),
     ("FasterNetT0", "fasternet_t0", "fasternet"),
@@ -34,7 +36,10 @@ BACKBONES = (
     ("MobileOneS3", "mobileone_s3", "mobileone"),
     ("MobileOneS4", "mobileone_s4", "mobileone"),
     ("MobileNetV1", "mobilenetv1_100", "mobilenetv1"),
+    ("MobileNetV1_125", "mobilenetv1_125", "mobilenetv1"),
     ("MobileNetV2", "mobilenetv2_100", "mobilenetv2"),
+    ("MobileNetV2_050", "mobilenetv2_050", "mobilenetv2"),
+    ("MobileNetV2_140", "mobilenetv2_140", "mobilenetv2"),
 )
 
 # The variant a family's ready-made YAMLs use (yamls/<head>-<family>.yaml).
@@ -49,30 +54,36 @@ FAMILY_DEFAULTS = {
 
 # The variant each scale letter builds in a family's ready-made YAMLs (written there as 'backbone_scales'), so
 # that a family's n model is its fast end and x its largest, as the head's width already follows the letter.
-# A family not listed here uses its default at every scale; RT-DETR YAMLs have no scales and use the default.
+# Every variant has ImageNet weights on timm's hub. RT-DETR YAMLs have one scale and use the family default.
 FAMILY_SCALES = {
     "mobilenetv4": dict(
-        n="mobilenetv4_small",
+        n="MobileNetV4ConvSmall_050",
         s="mobilenetv4_small",
         m="mobilenetv4_medium",
         l="mobilenetv4_large",
         x="mobilenetv4_large",
     ),
     "mobilenetv3": dict(
-        n="MobileNetV3Small", s="MobileNetV3Small", m="MobileNetV3Large", l="MobileNetV3Large", x="MobileNetV3Large"
+        n="MobileNetV3Small_075", s="MobileNetV3Small", m="MobileNetV3Large", l="MobileNetV3Large", x="MobileNetV3Large"
     ),
     "fasternet": dict(n="FasterNetT0", s="FasterNetT1", m="FasterNetT2", l="FasterNetS", x="FasterNetM"),
     "mobileone": dict(n="MobileOneS0", s="MobileOneS1", m="MobileOneS2", l="MobileOneS3", x="MobileOneS4"),
+    "mobilenetv1": dict(n="MobileNetV1", s="MobileNetV1", m="MobileNetV1", l="MobileNetV1_125", x="MobileNetV1_125"),
+    "mobilenetv2": dict(
+        n="MobileNetV2_050", s="MobileNetV2", m="MobileNetV2", l="MobileNetV2_140", x="MobileNetV2_140"
+    ),
 }
 
 # Channels of the stride 4, 8, 16, 32 maps, as timm's feature_info reports them (tests check this table).
 TIMM_CHANNELS = {
     "mobilenetv4_conv_small": (32, 64, 96, 960),
+    "mobilenetv4_conv_small_050": (16, 32, 48, 480),
     "mobilenetv4_conv_medium": (48, 80, 160, 960),
     "mobilenetv4_conv_large": (48, 96, 192, 960),
     "mobilenetv4_hybrid_medium": (48, 80, 160, 960),
     "mobilenetv4_hybrid_large": (48, 96, 192, 960),
     "mobilenetv3_small_100": (16, 24, 48, 576),
+    "mobilenetv3_small_075": (16, 24, 40, 432),
     "mobilenetv3_large_100": (24, 40, 112, 960),
     "fasternet_t0": (40, 80, 160, 320),
     "fasternet_t1": (64, 128, 256, 512),
@@ -86,7 +97,10 @@ TIMM_CHANNELS = {
     "mobileone_s3": (128, 320, 768, 2048),
     "mobileone_s4": (192, 448, 896, 2048),
     "mobilenetv1_100": (128, 256, 512, 1024),
+    "mobilenetv1_125": (160, 320, 640, 1280),
     "mobilenetv2_100": (24, 32, 96, 320),
+    "mobilenetv2_050": (16, 16, 48, 160),
+    "mobilenetv2_140": (32, 48, 136, 448),
 }
 
 # Measured: every model above runs at 32x32 (stride-32 maps of 1x1), in eval mode and in train mode at

@@ -59,7 +59,10 @@ def test_yolo26_yamls_keep_the_end_to_end_head_and_yolo12_its_area_attention():
 
 def test_yolov8_mobilenetv4_has_the_seed_layout():
     """Seed 000 / 002: backbone at 0 (P3 = 2, P4 = 3, P5 = 4), SPPF 5, Detect on 11, 14, 17."""
-    for name, backbone in [("yolov8-mobilenetv4.yaml", "mobilenetv4_small"), ("yolov8-fasternet.yaml", "FasterNetT0")]:
+    for name, backbone in [
+        ("yolov8-mobilenetv4.yaml", "MobileNetV4ConvSmall_050"),
+        ("yolov8-fasternet.yaml", "FasterNetT0"),
+    ]:
         rows = layers(name)
         assert rows[0] == [-1, 1, backbone, []] and rows[1][2] == "SPPF"
         assert [r[0] for r in rows if r[2] == "Concat"] == [[-1, 3], [-1, 2], [-1, 8], [-1, 5]]
@@ -117,9 +120,9 @@ def test_layer_by_layer_backbones_have_head_indices_that_match(name, p3, p4, p5)
 
 def test_stock_derivation_and_templates_agree():
     """Two paths to the same model: swapping the backbone of ultralytics' yolov8.yaml, and the template."""
-    derived = yaml.safe_load(yamlgen.derive("yolov8n.yaml", "mobilenetv4_small"))
+    derived = yaml.safe_load(yamlgen.derive("yolov8n.yaml", "MobileNetV4ConvSmall_050"))
     shipped = yaml.safe_load(SHIPPED["yolov8-mobilenetv4.yaml"])
-    assert shipped.pop("backbone_scales")["n"] == "mobilenetv4_small"
+    assert shipped.pop("backbone_scales")["n"] == "MobileNetV4ConvSmall_050"
     assert derived == shipped
 
 
@@ -181,11 +184,11 @@ def test_new_yamls_load_by_the_scale_letter(patched_tree):
 
 BY_SCALE = """
 import json
-from ultralytics import YOLO
+from ultralytics import RTDETR, YOLO
 out = {}
 for name in ["yolov8n-fasternet.yaml", "yolov8s-fasternet.yaml", "yolov8m-fasternet.yaml", "yolov8-fasternet.yaml",
-             "yolo11n-mobileone.yaml", "yolo11s-mobileone.yaml", "yolo11n-mobilenetv1.yaml"]:
-    model = YOLO(name).model
+             "yolo11n-mobileone.yaml", "yolo11s-mobileone.yaml", "yolo11l-mobilenetv1.yaml", "rtdetr-mobilenetv3.yaml"]:
+    model = (RTDETR if name.startswith("rtdetr") else YOLO)(name).model
     out[name] = [type(model.model[0]).__name__, model.model[0].timm_name, sum(p.numel() for p in model.parameters())]
 try:
     YOLO(BAD)
@@ -203,7 +206,8 @@ def test_the_scale_letter_picks_the_backbone_variant(patched_tree, tmp_path):
     assert [out[f"yolov8{s}-fasternet.yaml"][1] for s in "nsm"] == ["fasternet_t0", "fasternet_t1", "fasternet_t2"]
     assert out["yolov8-fasternet.yaml"] == out["yolov8n-fasternet.yaml"]
     assert [out[f"yolo11{s}-mobileone.yaml"][0] for s in "ns"] == ["MobileOneS0", "MobileOneS1"]
-    assert out["yolo11n-mobilenetv1.yaml"][0] == "MobileNetV1"  # a family without variants keeps its one backbone
+    assert out["yolo11l-mobilenetv1.yaml"][0] == "MobileNetV1_125"
+    assert out["rtdetr-mobilenetv3.yaml"][0] == "MobileNetV3"  # one scale ('l'): the seed's backbone
     params = [out[f"yolov8{s}-fasternet.yaml"][2] for s in "nsm"]
     assert params == sorted(params) and params[0] < 0.25 * params[2]
     assert str(bad) in out["error"] and "'FasterNetT9' for scale 'n'" in out["error"] and "bbpatch list" in out["error"]
