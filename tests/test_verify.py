@@ -45,9 +45,11 @@ def test_verify_passes_on_a_freshly_patched_tree(full_run):
     assert report["exit_code"] == 0
     checks = {r["check"] for r in report["results"] if r["status"] == "pass"}
     expected = {"release", "edits", "files", "build", "forward_eval", "forward_train", "strides", "gflops",
-                "gflops_full", "onnx", "fuse", "train", "reload", "safe_load", "ddp", "unpatched_reference",
+                "gflops_full", "export_onnx", "fuse", "train", "reload", "safe_load", "ddp", "unpatched_reference",
                 "parity"}  # fmt: skip
     assert expected <= checks
+    # both YAMLs represent their family, so export_onnx exports their heads: no ONNX sample is left to add
+    assert "onnx" not in {r["check"] for r in report["results"]}
 
 
 def test_every_selected_yaml_runs_the_model_checks(full_run):
@@ -67,6 +69,28 @@ def test_the_synthetic_training_run_really_trains(full_run):
         assert losses and all(math.isfinite(v) and v > 0 for v in losses.values())
         assert (keep / "data" / "labels" / "train").is_dir()  # verify wrote its own dataset
         assert "updated" in result["detail"]
+
+
+def test_gflops_full_compares_only_where_get_flops_extrapolated(full_run):
+    """A whole backbone makes get_flops profile the real 640 px image (flops_full_size): that figure is the
+    full-size profile, not repeated; a layer-by-layer model is extrapolated, and profiled again at full size."""
+    _, report, _, _ = full_run
+    results = results_by_key(report)
+    whole, blocks = (results[(f"{name}.yaml", "gflops_full")] for name in SMALL_YAMLS)
+    assert whole["status"] == blocks["status"] == "pass"
+    assert "profiled the real 640x640 image itself" in whole["detail"]
+    assert "= full-size profile" in blocks["detail"] and "% off" in blocks["detail"]
+
+
+def test_tflite_and_coreml_export_every_family_in_one_process_each(full_run):
+    _, report, _, keep = full_run
+    results = results_by_key(report)
+    for fmt in ("tflite", "coreml"):
+        assert len(list(keep.glob(f"{fmt}-*.log"))) == 1  # one worker in that format's venv, for every family
+        for name in SMALL_YAMLS:
+            result = results[(f"{name}.yaml", f"export_{fmt}")]
+            assert result["status"] == "pass", result["detail"]
+    assert len(list((keep / "tasks").glob("tflite-x*"))) == len(SMALL_YAMLS)
 
 
 def test_json_and_junit_carry_the_same_results(full_run):

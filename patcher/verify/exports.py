@@ -1,7 +1,10 @@
 """The export matrix: each shipped backbone family exported to every deployment format, loaded back, compared.
 
 One check per format (``export_torchscript`` ... ``export_coreml``), run on each family's representative
-YAML (scope ``family``). Each exports the model through ultralytics' own ``Exporter``, loads the file back
+YAML (scope ``export``), in tasks of their own on the calibrated model that YAML's ``forward_eval`` saved
+(``calibrated_model``): the formats of the verify venv in a main worker, TFLite and CoreML each in one
+worker process of its own venv that exports every family in turn (one interpreter start per run, not
+one per family). Each exports the model through ultralytics' own ``Exporter``, loads the file back
 through ultralytics' ``AutoBackend`` (what ``YOLO(path).predict`` runs) and compares its raw output with the
 fused PyTorch model's on the same input, within the format's relative error budget (``Format.budget``,
 measured on this project's machine with margin; see docs/verify.md).
@@ -279,14 +282,36 @@ def unsupported_reason(fmt: Format) -> str:
     return ""
 
 
+def in_own_venv(ctx) -> bool:
+    """Whether this worker is the format's own interpreter (the plan runs TFLite and CoreML tasks in one)."""
+    return bool(ctx.inputs.get("in_venv"))
+
+
+def calibrated_model(ctx):
+    """The task's BatchNorm-calibrated model and input: built in this task, or saved by the YAML's model task."""
+    if "model" not in ctx.state:
+        path = ctx.inputs.get("export_model")
+        if not path or not Path(path).is_file():
+            raise Skipped("no calibrated model: the YAML's forward_eval check did not save one")
+        import torch
+
+        ctx.state.update(torch.load(path, weights_only=False))  # {"model", "input"}, written by forward_eval
+    return ctx.state["model"], ctx.state["input"]
+
+
 def prepare(ctx, fmt: Format):
     """Fail on a missing runtime, skip on a release without the exporter; the fused reference, computed once."""
-    hint = missing_hint(fmt, importing=True)
+    if in_own_venv(ctx):
+        missing = [name for name in fmt.modules if not importable(name)]
+        hint = f"{', '.join(missing)} not installed: {fmt.install}" if missing else ""
+    else:
+        hint = missing_hint(fmt, importing=True)
     if hint:
         raise AssertionError(hint)
     reason = unsupported_reason(fmt)
     if reason:
         raise Skipped(reason)
+    calibrated_model(ctx)
     if "export_reference" not in ctx.state:
         ctx.state["export_reference"] = fused_reference(ctx.state["model"], ctx.state["input"])
     return ctx.state["export_reference"]
@@ -296,7 +321,7 @@ def exported(fmt: Format, ctx) -> dict:
     """``fmt``'s export of the task's model, loaded back and run on its input (in ``fmt``'s venv if it has one)."""
     task = ctx.inputs.get("task", "detect")
     model, x, folder = ctx.state["model"], ctx.state["input"], ctx.workdir / fmt.name
-    if fmt.venv:
+    if fmt.venv and not in_own_venv(ctx):
         return run_isolated(fmt, model, x, folder, ctx.stem, task)
     return export_and_run(model, fmt.exporter_format, x, folder, ctx.stem, task)
 
@@ -337,7 +362,7 @@ def register():
 
     for fmt in [f for f in FORMATS if f.check_name not in {c.name for c in CHECKS}]:
         fn = functools.partial(run_conversion if fmt.budget is None else run_parity, fmt)
-        check(fmt.check_name, "family", needs=("forward_train", "forward_eval"))(fn)
+        check(fmt.check_name, "export", needs=("forward_train", "forward_eval"))(fn)
 
 
 register()

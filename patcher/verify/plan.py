@@ -1,10 +1,13 @@
 """Which checks run on which YAML, in which worker pool: the task list the orchestrator executes.
 
 - every YAML: the ``model`` checks (``--fast``: only the fast ones);
-- a few YAMLs that together cover every backbone family and every head: the ``sample`` checks (ONNX
-  export), too slow to repeat for 50 YAMLs that share backbones and heads;
-- one YAML per backbone family: the ``family`` checks (training), then its checkpoint is loaded in
-  two fresh processes, plainly and with ``ULTRALYTICS_SAFE_LOAD=1``;
+- one YAML per backbone family (its representative): the ``family`` checks (training) in a task of their
+  own, then its checkpoint is loaded in two fresh processes, plainly and with ``ULTRALYTICS_SAFE_LOAD=1``;
+  and the ``export`` checks (the export matrix) on the calibrated model its ``forward_eval`` saved: the
+  formats of the verify venv in a main-pool task, TFLite and CoreML in a pool of their own whose one
+  worker runs in that format's venv and exports every family in turn;
+- a few more YAMLs so that, with the representatives' ONNX exports, every backbone family and every head
+  is exported to ONNX: the ``sample`` checks, too slow to repeat for 80 YAMLs that share backbones and heads;
 - one backbone YAML: the distributed smoke test;
 - the stock YAML: built in an unpatched copy and in the patched tree, compared.
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import yaml
@@ -19,6 +23,7 @@ import yaml
 from bbpatch import catalog
 
 from .checks import CHECKS, checks_for
+from .exports import FORMATS, isolated_python
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it: 10x faster
 
@@ -114,12 +119,12 @@ def lightest(models: list[ModelYaml]) -> ModelYaml | None:
     return min(models, key=lambda m: widths.get(m.family, float("inf")), default=None)
 
 
-def samples(models: list[ModelYaml]) -> list[ModelYaml]:
-    """A few YAMLs that together cover every backbone family and every head.
+def samples(models: list[ModelYaml], covered: list[ModelYaml] = ()) -> list[ModelYaml]:
+    """A few YAMLs that, with the ``covered`` ones (exported to ONNX anyway), cover every backbone family and head.
 
     First the YAMLs that bring both a new family and a new head, then any that bring either.
     """
-    picked, families, heads = [], set(), set()
+    picked, families, heads = [], {m.family for m in covered}, {m.head for m in covered}
     for need_both in (True, False):
         for m in models:
             new_family, new_head = m.family not in families, m.head not in heads
@@ -150,45 +155,75 @@ def restricted(tasks: list[Task], only) -> list[Task]:
     return [t for t in tasks if t.checks]
 
 
+def export_pools(only=()) -> dict:
+    """``{format: pool}`` for the export checks in the plan: a venv format whose interpreter exists gets a pool
+    of its own (one worker in that venv); the others run in the main pool (a missing venv fails there)."""
+    keep = with_needs(only) if only else None
+    return {
+        f: (f.name if f.venv and isolated_python(f) else MAIN)
+        for f in FORMATS
+        if keep is None or f.check_name in keep
+    }
+
+
 def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_YAML, only=()) -> list[Task]:
     tasks = []
     chosen = [] if fast else representatives(models)
-    sampled = [] if fast else samples(models)
+    pools = {} if fast else export_pools(only)
+    onnx_exported = [m for m in chosen if any(f.name == "onnx" for f in pools)]
+    sampled = [] if fast else samples(models, onnx_exported)
     ddp_model = lightest([m for m in chosen if m.task == "detect" and m.family != "stock"])
     for i, m in enumerate(models):
         checks = checks_for({"model"}, fast=fast)
         if m in sampled:
             checks += checks_for({"sample"})
-        if m in chosen:
-            checks += checks_for({"family"})
         if m is ddp_model:
             checks += checks_for({"once"})
         tasks.append(Task(f"m{i}", m.name, m.path, checks, inputs={**m.inputs, "fast": fast}))
     for i, m in enumerate(chosen):
-        train_id = next(t.id for t in tasks if t.yaml == m.path)
+        model_id = next(t.id for t in tasks if t.yaml == m.path)
+        tasks.append(Task(f"train{i}", m.name, m.path, checks_for({"family"}), MAIN, dict(m.inputs), model_id))
         for pool in (LOAD, SAFE_LOAD):
             tasks.append(
-                Task(
-                    f"{pool}{i}",
-                    m.name,
-                    m.path,
-                    checks_for({pool}),
-                    pool,
-                    dict(m.inputs),
-                    train_id,
-                    ("checkpoint", "imgsz"),
-                )
-            )
+                Task(f"{pool}{i}", m.name, m.path, checks_for({pool}), pool, dict(m.inputs), f"train{i}",
+                     ("checkpoint", "imgsz"))
+            )  # fmt: skip
+        for pool in dict.fromkeys(pools.values()):
+            checks = [f.check_name for f, p in pools.items() if p == pool]
+            inputs = {**m.inputs, "in_venv": pool != MAIN}
+            tasks.append(Task(f"{pool}-x{i}", m.name, m.path, checks, pool, inputs, model_id, ("export_model", "imgsz")))
     if stock and not fast:
         inputs = describe(stock).inputs
         tasks.append(Task("ref", stock, stock, checks_for({"reference"}), UNPATCHED, dict(inputs)))
         tasks.append(Task("parity", stock, stock, checks_for({"stock"}), MAIN, dict(inputs), "ref", ("reference",)))
-    return order_by_cost(restricted(tasks, only) if only else tasks)
+    tasks = restricted(tasks, only) if only else tasks
+    exporting = {t.after for t in tasks if "export_model" in t.takes}
+    for task in tasks:
+        if task.id in exporting:
+            task.inputs["keep_model"] = True  # forward_eval saves the calibrated model for the export tasks
+    return order_by_cost(tasks)
 
 
-COST = {"train": 12, "ddp": 4, "onnx": 3}  # rough seconds on a small model; other checks about 1
+COST = {"train": 12, "ddp": 4, "onnx": 2, "export_openvino": 4, "export_ncnn": 3, "export_tflite": 10,
+        "export_coreml": 3, "gflops": 0.5, "gflops_full": 0.5, "forward_eval": 0.2, "strides": 0}  # fmt: skip
+
+
+def cost(task: Task) -> float:
+    """Rough seconds on a small model; other checks about 1."""
+    return sum(COST.get(c, 1) for c in task.checks)
 
 
 def order_by_cost(tasks: list[Task]) -> list[Task]:
-    """Longest first, so that the workers finish together."""
-    return sorted(tasks, key=lambda t: -sum(COST.get(c, 1) for c in t.checks))
+    """Longest chain first: a task's priority is its cost plus the longest chain of tasks waiting on it, so a
+    representative's model checks (which its training, checkpoint loading and exports wait for) go first,
+    then the longest tasks, so that the workers finish together. A worker takes the first task it can run."""
+    waiting = {}
+    for t in tasks:
+        waiting.setdefault(t.after, []).append(t)
+
+    @functools.cache
+    def chain(task_id: str) -> float:
+        task = next(t for t in tasks if t.id == task_id)
+        return cost(task) + max((chain(t.id) for t in waiting.get(task_id, ())), default=0)
+
+    return sorted(tasks, key=lambda t: -chain(t.id))

@@ -1,8 +1,9 @@
 """Runs the planned tasks in pools of worker processes (``bbpatch.verify.runtime``) and gathers their results.
 
 Pools: ``main`` (several workers: builds, forwards, training ...), ``load`` and ``safe_load`` (one fresh
-process each, only ever loading checkpoints; the second with ``ULTRALYTICS_SAFE_LOAD=1``) and
-``unpatched`` (one process on the unpatched copy, for the stock parity reference). A worker that
+process each, only ever loading checkpoints; the second with ``ULTRALYTICS_SAFE_LOAD=1``), ``unpatched``
+(one process on the unpatched copy, for the stock parity reference) and one per export format with a venv
+of its own (``tflite``, ``coreml``: one process started with that venv's interpreter). A worker that
 cannot import the tree, crashes or runs past the time limit fails its task; nothing hangs. The initial
 workers are forked from one zygote process that imported torch and timm once; replacements are fresh
 interpreters.
@@ -26,10 +27,12 @@ from .results import FAIL, SKIP, Result
 TASK_TIMEOUT = 600
 MAX_RESTARTS = 3  # replacement workers after crashes, before a pool gives up
 LOG_TAIL = 1500
+MAIN_NICE = 5
 
 
-def runtime_command(workdir: Path, data: Path) -> list:
-    return [sys.executable, "-m", "bbpatch.verify.runtime", "--workdir", str(workdir / "tasks"), "--data", str(data)]
+def runtime_command(workdir: Path, data: Path, python: str | None = None) -> list:
+    command = ["-m", "bbpatch.verify.runtime", "--workdir", str(workdir / "tasks"), "--data", str(data)]
+    return [python or sys.executable, *command]
 
 
 class Worker:
@@ -43,10 +46,10 @@ class Worker:
         threading.Thread(target=self.read, args=(messages_in, events), daemon=True).start()
 
     @classmethod
-    def spawn(cls, name, pool, tree_root, env, workdir, data, threads, events):
-        """A fresh interpreter of its own (replacement workers, or when there is no zygote)."""
+    def spawn(cls, name, pool, tree_root, env, workdir, data, threads, events, python=None):
+        """A fresh interpreter of its own (replacement workers, another venv's, or when there is no zygote)."""
         log = workdir / f"{name}.log"
-        command = runtime_command(workdir, data) + ["--tree", str(tree_root), "--threads", str(threads)]
+        command = runtime_command(workdir, data, python) + ["--tree", str(tree_root), "--threads", str(threads)]
         with open(log, "w") as stderr:
             process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=workdir, env=env, text=True
@@ -63,9 +66,9 @@ class Worker:
         self.alive = False
         events.put((self, {"type": "exit", "code": code}))
 
-    def send(self, task: Task):
+    def send(self, task: Task, broken=()):
         self.task, self.started, self.reported = task, time.monotonic(), set()
-        self.tasks_out.write(json.dumps(task.message()) + "\n")
+        self.tasks_out.write(json.dumps({**task.message(), "broken": sorted(broken)}) + "\n")
         self.tasks_out.flush()
 
     def close(self):
@@ -106,7 +109,7 @@ class Zygote:
         self.workdir, self.data, self.env = workdir, data, env
         self.requests, self.keep = [], []  # fork requests; the orchestrator's ends of every pipe
 
-    def add(self, name, tree_root, env, threads):
+    def add(self, name, tree_root, env, threads, nice=0):
         """Create a worker's pipes now; it is forked once ``start`` runs. Returns the orchestrator's ends."""
         task_read, task_write = os.pipe()
         message_read, message_write = os.pipe()
@@ -115,6 +118,7 @@ class Zygote:
             "tree": str(tree_root),
             "env": env,
             "threads": threads,
+            "nice": nice,
             "fds": [task_read, message_write],
             "log": str(log),
         }
@@ -138,14 +142,19 @@ class Zygote:
 
 
 class Runner:
-    def __init__(self, tasks, trees, env, workdir, data, jobs, on_result=None, timeout=TASK_TIMEOUT):
+    def __init__(
+        self, tasks, trees, env, workdir, data, jobs, on_result=None, timeout=TASK_TIMEOUT, pythons=None, prepare=None
+    ):
+        self.prepare = prepare  # called once the workers are starting, before the first task is sent
         self.pending = list(tasks)
         self.trees, self.env, self.workdir, self.data = trees, env, workdir, data
+        self.pythons = pythons or {}  # pool -> the interpreter of its workers, when not this one (another venv)
         self.jobs, self.timeout = jobs, timeout
         self.on_result = on_result or (lambda result: None)
         self.events = queue.Queue()
         self.workers: list[Worker] = []
         self.outputs: dict[str, dict] = {}  # finished task id -> its outputs
+        self.unpassed: dict[str, set] = {}  # task id -> its checks that failed or were skipped
         self.results: list[Result] = []
         self.broken_pools: dict[str, str] = {}
         self.restarts = 0
@@ -168,19 +177,28 @@ class Runner:
         name = f"{pool}-{len(self.workers)}"
         env, threads = self.pool_env(pool), self.threads(pool)
         self.workers.append(
-            Worker.spawn(name, pool, self.trees[pool], env, self.workdir, self.data, threads, self.events)
+            Worker.spawn(
+                name, pool, self.trees[pool], env, self.workdir, self.data, threads, self.events, self.pythons.get(pool)
+            )
         )
 
     def start_workers(self):
         """Every pool's initial workers, forked from one zygote."""
         zygote = Zygote(self.workdir, self.data, self.env)
         pools = {t.pool for t in self.pending}
+        # The export pools in other venvs hold the longest chain (TFLite: every family in turn in one process):
+        # the main workers yield the CPU to them, and take what is left.
+        others = any(self.pythons.get(pool, sys.executable) != sys.executable for pool in pools)
         for pool in sorted(pools):
+            if self.pythons.get(pool, sys.executable) != sys.executable:
+                self.start_worker(pool)  # another venv: its own interpreter, started now so its imports overlap
+                continue
             count = min(self.jobs, sum(t.pool == pool for t in self.pending)) if pool == MAIN else 1
             for _ in range(count):
                 name = f"{pool}-{len(self.workers)}"
                 env = {k: v for k, v in self.pool_env(pool).items() if self.env.get(k) != v}
-                log, tasks_out, messages_in = zygote.add(name, self.trees[pool], env, self.threads(pool))
+                nice = MAIN_NICE if others and pool == MAIN else 0
+                log, tasks_out, messages_in = zygote.add(name, self.trees[pool], env, self.threads(pool), nice)
                 self.workers.append(Worker(name, pool, log, tasks_out, messages_in, self.events))
         self.zygote = zygote.start()
 
@@ -198,6 +216,7 @@ class Runner:
         for name in task.checks:
             if name not in reported:
                 self.record(Result(task.subject, name, status, reason))
+                self.unpassed.setdefault(task.id, set()).add(name)
         self.outputs[task.id] = outputs or {}
 
     # ------------------------------------------------------------ scheduling
@@ -216,7 +235,7 @@ class Runner:
             self.pending.remove(task)
             upstream = self.outputs.get(task.after, {})
             task.inputs.update({k: upstream[k] for k in task.takes if k in upstream})
-            worker.send(task)
+            worker.send(task, self.unpassed.get(task.after, ()))  # a check needing one of them is skipped
         for pool in {t.pool for t in self.pending} - set(self.broken_pools):
             if not self.live_workers(pool):
                 self.replace_worker(pool)
@@ -244,7 +263,10 @@ class Runner:
             worker.ready = True
         elif kind == "result":
             worker.reported.add(message["check"])
-            self.record(Result.from_dict(message))
+            result = Result.from_dict(message)
+            if result.status != "pass":
+                self.unpassed.setdefault(message.get("task") or worker.task.id, set()).add(result.check)
+            self.record(result)
         elif kind == "done":
             self.outputs[worker.task.id] = message.get("outputs", {})
             worker.task = None
@@ -276,6 +298,8 @@ class Runner:
     def run(self) -> list[Result]:
         self.start_workers()
         try:
+            if self.prepare:
+                self.prepare()  # overlaps the workers' imports
             while not self.finished():
                 self.dispatch()
                 try:

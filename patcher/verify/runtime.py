@@ -81,7 +81,7 @@ def run_task(task, args, send):
     workdir.mkdir(parents=True, exist_ok=True)
     inputs = task.get("inputs", {})
     ctx = Context(task["subject"], task["yaml"], inputs, workdir, args.data, inputs.get("imgsz") or args.imgsz)
-    broken = set()
+    broken = set(task.get("broken", ()))  # checks of the task this one follows that did not pass
     for check in [c for c in CHECKS if c.name in task["checks"]]:
         blocked = [n for n in check.needs if n in broken]
         if blocked:
@@ -174,6 +174,8 @@ def forked_worker(args, request, pipes):
     os.dup2(log, 1)
     os.dup2(log, 2)
     sys.stdin.close()
+    if request.get("nice"):
+        os.nice(request["nice"])
     os.environ.update(request["env"])
     worker_args = argparse.Namespace(**{**vars(args), "tree": Path(request["tree"]), "threads": request["threads"]})
     try:
