@@ -58,7 +58,8 @@ def test_unsupported_layout_names_file_and_function(fresh_tree):
     result = run_cli("apply", str(fresh_tree))
     assert result.returncode == 2
     assert (
-        "nn/tasks.py: parse_model has no final 'else: c2 = ch[f]' branch; this layout is not supported" in result.stderr
+        "nn/tasks.py: parse_model has no final 'else: c2 = ch[f]' branch in a parse_model(d, ...); "
+        "this layout is not supported" in result.stderr
     )
     assert tree_bytes(fresh_tree) == before
 
