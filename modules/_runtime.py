@@ -18,18 +18,20 @@ def bbpatch_role(m):
     return getattr(m, "bbpatch_role", None) if isinstance(m, type) else None
 
 
-def bbpatch_backbone(m, args, d):
-    """Build a model's backbone layer: class ``m``, or the variant the YAML's ``backbone_scales`` names for its scale.
+def bbpatch_backbone(name, m, args, d):
+    """Build a model's backbone layer: ``(type name, module)``.
 
-    ``d`` is parse_model's model dict. Without a scale letter in the file name ultralytics builds the first row
-    of ``scales``; the variant follows it the same way.
+    ``name`` and ``m`` are layer 0's YAML name and class, ``d`` parse_model's model dict. When the YAML's
+    ``backbone_scales`` names a variant for the model's scale and layer 0 is one of its variants, that variant is
+    built instead; a layer 0 the user changed to anything else is built as written. Without a scale letter in
+    the file name ultralytics builds the first row of ``scales``; the variant follows it the same way.
     """
     variants = d.get("backbone_scales") or {}
     scale = d.get("scale") or next(iter(d.get("scales") or {}), None)
-    name = variants.get(scale)
-    if name is not None:
-        m = _backbone_class(name, d.get("yaml_file", "the model YAML"), scale)
-    return m(*args)
+    chosen = variants.get(scale)
+    if chosen is not None and chosen != name and name in variants.values():
+        name, m = chosen, _backbone_class(chosen, d.get("yaml_file", "the model YAML"), scale)
+    return name, m(*args)
 
 
 def _backbone_class(name, yaml_file, scale):

@@ -46,7 +46,8 @@ def test_user_backbone_file_works_without_editing_tasks_py(patched_tree, tmp_pat
     (root / "ultralytics/nn/Addmodules/tiny_backbone.py").write_text(USER_BACKBONE)
     shipped = next(root.rglob("yolov8-mobilenetv4.yaml")).read_text()
     yaml_path = tmp_path / "yolov8n-tiny.yaml"
-    yaml_path.write_text(shipped.replace("mobilenetv4_small, []", "TinyBackbone, [16]"))
+    assert "backbone_scales:" in shipped  # layer 0 edited to a class outside the scales' variants: built as written
+    yaml_path.write_text(shipped.replace("MobileNetV4ConvSmall_050, []", "TinyBackbone, [16]"))
 
     out = run_py(root, BUILD_USER_MODEL.replace("YAML", repr(str(yaml_path))))
     assert out.split()[0] == "TinyBackbone" and "[8.0, 16.0, 32.0]" in out

@@ -147,7 +147,7 @@ def test_backbone_branch_attaches_only_where_parse_model_names_its_dict_d():
     """The inserted branch passes ``d`` to bbpatch_backbone (backbone_scales): a renamed parameter must not patch."""
     edit = next(e for e in EDITS if e.name == "backbone_branch")
     original = source("8.4.190", TASKS)
-    assert "bbpatch_backbone(m, args, d)" in edit.apply(cst.parse_module(original)).code
+    assert "t, m = bbpatch_backbone(t, m, args, d)" in edit.apply(cst.parse_module(original)).code
     renamed = original.replace("def parse_model(d, ch, verbose=True):", "def parse_model(cfg, ch, verbose=True):")
     assert renamed != original
     with pytest.raises(AnchorMissing, match=r"parse_model\(d, \.\.\.\)"):

@@ -114,7 +114,12 @@ def test_stock_models_identical_and_backbone_builds(version, tmp_path):
     assert run_json(patched, STOCK_PARITY) == stock
     assert stock["yolov8n.yaml"][0] > 2_000_000
     built = run_json(patched, BACKBONE_BUILD)
-    assert built == {"stride": [8.0, 16.0, 32.0], "type": "mobilenetv4_small", "i": [4, 5, 6], "gflops/full": 1.0}
+    assert built == {
+        "stride": [8.0, 16.0, 32.0],
+        "type": "MobileNetV4ConvSmall_050",
+        "i": [4, 5, 6],
+        "gflops/full": 1.0,
+    }
 
 
 LEGACY_SITE = RELEASE_CACHE / "legacy-site"

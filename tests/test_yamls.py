@@ -189,7 +189,9 @@ out = {}
 for name in ["yolov8n-fasternet.yaml", "yolov8s-fasternet.yaml", "yolov8m-fasternet.yaml", "yolov8-fasternet.yaml",
              "yolo11n-mobileone.yaml", "yolo11s-mobileone.yaml", "yolo11l-mobilenetv1.yaml", "rtdetr-mobilenetv3.yaml"]:
     model = (RTDETR if name.startswith("rtdetr") else YOLO)(name).model
-    out[name] = [type(model.model[0]).__name__, model.model[0].timm_name, sum(p.numel() for p in model.parameters())]
+    layer = model.model[0]
+    assert layer.type == type(layer).__name__, (layer.type, type(layer).__name__)  # the summary names the variant
+    out[name] = [layer.type, layer.timm_name, sum(p.numel() for p in model.parameters())]
 try:
     YOLO(BAD)
 except ValueError as error:
@@ -200,8 +202,8 @@ print(json.dumps(out))
 
 def test_the_scale_letter_picks_the_backbone_variant(patched_tree, tmp_path):
     """n is each family's fast end (FasterNet-T0, MobileOne-S0); no letter builds the first scale, as upstream."""
-    bad = tmp_path / "yolov8n-typo.yaml"
-    bad.write_text(SHIPPED["yolov8-fasternet.yaml"].replace("  n: FasterNetT0", "  n: FasterNetT9"), encoding="utf-8")
+    bad = tmp_path / "yolov8s-typo.yaml"
+    bad.write_text(SHIPPED["yolov8-fasternet.yaml"].replace("  s: FasterNetT1", "  s: FasterNetT9"), encoding="utf-8")
     out = run_json(patched_tree, BY_SCALE.replace("BAD", repr(str(bad))))
     assert [out[f"yolov8{s}-fasternet.yaml"][1] for s in "nsm"] == ["fasternet_t0", "fasternet_t1", "fasternet_t2"]
     assert out["yolov8-fasternet.yaml"] == out["yolov8n-fasternet.yaml"]
@@ -210,7 +212,7 @@ def test_the_scale_letter_picks_the_backbone_variant(patched_tree, tmp_path):
     assert out["rtdetr-mobilenetv3.yaml"][0] == "MobileNetV3"  # one scale ('l'): the seed's backbone
     params = [out[f"yolov8{s}-fasternet.yaml"][2] for s in "nsm"]
     assert params == sorted(params) and params[0] < 0.25 * params[2]
-    assert str(bad) in out["error"] and "'FasterNetT9' for scale 'n'" in out["error"] and "bbpatch list" in out["error"]
+    assert str(bad) in out["error"] and "'FasterNetT9' for scale 's'" in out["error"] and "bbpatch list" in out["error"]
 
 
 YOLO26_END_TO_END = """
