@@ -27,7 +27,6 @@ from .results import FAIL, SKIP, Result
 TASK_TIMEOUT = 600
 MAX_RESTARTS = 3  # replacement workers after crashes, before a pool gives up
 LOG_TAIL = 1500
-MAIN_NICE = 5
 
 
 def runtime_command(workdir: Path, data: Path, python: str | None = None) -> list:
@@ -109,7 +108,7 @@ class Zygote:
         self.workdir, self.data, self.env = workdir, data, env
         self.requests, self.keep = [], []  # fork requests; the orchestrator's ends of every pipe
 
-    def add(self, name, tree_root, env, threads, nice=0):
+    def add(self, name, tree_root, env, threads):
         """Create a worker's pipes now; it is forked once ``start`` runs. Returns the orchestrator's ends."""
         task_read, task_write = os.pipe()
         message_read, message_write = os.pipe()
@@ -118,7 +117,6 @@ class Zygote:
             "tree": str(tree_root),
             "env": env,
             "threads": threads,
-            "nice": nice,
             "fds": [task_read, message_write],
             "log": str(log),
         }
@@ -186,9 +184,6 @@ class Runner:
         """Every pool's initial workers, forked from one zygote."""
         zygote = Zygote(self.workdir, self.data, self.env)
         pools = {t.pool for t in self.pending}
-        # The export pools in other venvs hold the longest chain (TFLite: every family in turn in one process):
-        # the main workers yield the CPU to them, and take what is left.
-        others = any(self.pythons.get(pool, sys.executable) != sys.executable for pool in pools)
         for pool in sorted(pools):
             if self.pythons.get(pool, sys.executable) != sys.executable:
                 self.start_worker(pool)  # another venv: its own interpreter, started now so its imports overlap
@@ -197,8 +192,7 @@ class Runner:
             for _ in range(count):
                 name = f"{pool}-{len(self.workers)}"
                 env = {k: v for k, v in self.pool_env(pool).items() if self.env.get(k) != v}
-                nice = MAIN_NICE if others and pool == MAIN else 0
-                log, tasks_out, messages_in = zygote.add(name, self.trees[pool], env, self.threads(pool), nice)
+                log, tasks_out, messages_in = zygote.add(name, self.trees[pool], env, self.threads(pool))
                 self.workers.append(Worker(name, pool, log, tasks_out, messages_in, self.events))
         self.zygote = zygote.start()
 

@@ -174,8 +174,6 @@ def forked_worker(args, request, pipes):
     os.dup2(log, 1)
     os.dup2(log, 2)
     sys.stdin.close()
-    if request.get("nice"):
-        os.nice(request["nice"])
     os.environ.update(request["env"])
     worker_args = argparse.Namespace(**{**vars(args), "tree": Path(request["tree"]), "threads": request["threads"]})
     try:
