@@ -215,6 +215,18 @@ def test_the_scale_letter_picks_the_backbone_variant(patched_tree, tmp_path):
     assert str(bad) in out["error"] and "'FasterNetT9' for scale 's'" in out["error"] and "bbpatch list" in out["error"]
 
 
+def test_verify_fails_a_backbone_scales_name_that_is_no_backbone(patched_tree, tmp_path):
+    """verify builds the default scale only: a typo at another scale is caught statically, with the YAML named."""
+    mine = tmp_path / "yolov8-mine.yaml"
+    mine.write_text(SHIPPED["yolov8-fasternet.yaml"].replace("  l: FasterNetS", "  l: FasterNetSS"), encoding="utf-8")
+    proc = run_cli("verify", str(patched_tree), "--fast", "--no-cache", "--yaml", str(mine), "--json")
+    results = json.loads(proc.stdout)["results"]
+    failed = [r for r in results if r["status"] == "fail"]
+    assert proc.returncode == 1 and [r["check"] for r in failed] == ["backbone_scales"]
+    assert "yolov8-mine.yaml: backbone_scales names 'FasterNetSS' for scale 'l'" in failed[0]["detail"]
+    assert any(r["check"] == "build" and r["status"] == "pass" for r in results)  # the n model still builds
+
+
 YOLO26_END_TO_END = """
 import json, math, sys
 from pathlib import Path

@@ -6,9 +6,9 @@ only the worker process (``bbpatch.verify.runtime``) calls the functions, with t
 raises ``Skipped`` when it does not apply, and raises anything else to fail.
 
 Scopes: ``model`` runs for every YAML, ``sample`` for a few YAMLs covering every head the export matrix
-does not, ``family`` (training) and ``export`` (the export matrix) for one YAML per backbone family, ``once`` for one backbone YAML, ``reference`` and
-``stock`` for the stock YAML in the unpatched copy and in the tree, ``load`` and ``safe_load`` in the
-fresh checkpoint-loading processes.
+does not, ``family`` (training) and ``export`` (the export matrix) for one YAML per backbone family,
+``once`` for one backbone YAML, ``reference`` and ``stock`` for the stock YAML in the unpatched copy and in
+the tree, ``load`` and ``safe_load`` in the fresh checkpoint-loading processes.
 """
 
 from __future__ import annotations

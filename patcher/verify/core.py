@@ -21,7 +21,7 @@ from .dataset import offline_environment, write_dataset
 from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code
 from .runner import Runner, count_checks
 from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
-from .yamls import not_installed_reason, not_installed_results
+from .yamls import backbone_scales_results, not_installed_reason, not_installed_results
 
 __all__ = [
     "verify",
@@ -117,6 +117,7 @@ def verify(
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
     tasks = planning.plan(models, fast=fast, stock=stock, only=check_names(only))
     results = static_results(patched, allow_untested) + not_installed_results(patched)
+    results += backbone_scales_results(models, roles)
     results += exports.missing_runtime_results() if fast else []  # the full gate fails them in the workers
     builds = CachedBuilds(patched, tasks) if fast and use_cache else None
     if on_start:

@@ -53,6 +53,7 @@ class ModelYaml:
     task: str  # "detect", "segment", "pose", "obb"
     family: str  # the backbone family: one training run each
     head: str = ""  # the head's layer types: one full GFLOPs profile and ONNX export per family and per head
+    backbone_scales: tuple = ()  # (scale letter, backbone name) pairs of the YAML's backbone_scales key
 
     @property
     def name(self) -> str:
@@ -87,7 +88,8 @@ def describe(path: str, roles: dict | None = None) -> ModelYaml:
     output = str(config["head"][-1][2])
     layers = " ".join(str(layer[2]) for layer in config["head"])
     kind = "rtdetr" if output == "RTDETRDecoder" else "yolo"
-    return ModelYaml(path, kind, head_task(output), family(config, roles or {}), layers)
+    scales = tuple((str(k), str(v)) for k, v in (config.get("backbone_scales") or {}).items())
+    return ModelYaml(path, kind, head_task(output), family(config, roles or {}), layers, scales)
 
 
 def family(config: dict, roles: dict) -> str:
@@ -160,9 +162,7 @@ def export_pools(only=()) -> dict:
     of its own (one worker in that venv); the others run in the main pool (a missing venv fails there)."""
     keep = with_needs(only) if only else None
     return {
-        f: (f.name if f.venv and isolated_python(f) else MAIN)
-        for f in FORMATS
-        if keep is None or f.check_name in keep
+        f: (f.name if f.venv and isolated_python(f) else MAIN) for f in FORMATS if keep is None or f.check_name in keep
     }
 
 
@@ -191,7 +191,9 @@ def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_
         for pool in dict.fromkeys(pools.values()):
             checks = [f.check_name for f, p in pools.items() if p == pool]
             inputs = {**m.inputs, "in_venv": pool != MAIN}
-            tasks.append(Task(f"{pool}-x{i}", m.name, m.path, checks, pool, inputs, model_id, ("export_model", "imgsz")))
+            tasks.append(
+                Task(f"{pool}-x{i}", m.name, m.path, checks, pool, inputs, model_id, ("export_model", "imgsz"))
+            )
     if stock and not fast:
         inputs = describe(stock).inputs
         tasks.append(Task("ref", stock, stock, checks_for({"reference"}), UNPATCHED, dict(inputs)))

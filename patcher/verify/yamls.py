@@ -1,13 +1,15 @@
-"""Shipped YAMLs that apply left out because the release lacks their stock model (see ``bbpatch.yaml_bases``)."""
+"""YAML checks without a build: shipped YAMLs that apply left out because the release lacks their stock model
+(see ``bbpatch.yaml_bases``), and ``backbone_scales`` names that are no backbone (the runtime builds only the
+default scale)."""
 
 from __future__ import annotations
 
 import re
 
-from bbpatch.catalog import package_dir
+from bbpatch.catalog import BACKBONES, package_dir
 from bbpatch.yaml_bases import unbuildable
 
-from .results import SKIP, Result
+from .results import FAIL, SKIP, Result
 from .static import SUBJECT, PatchedTree
 
 
@@ -43,3 +45,17 @@ def not_installed_reason(patched: PatchedTree, name: str) -> str | None:
     if name not in lacking:
         return None
     return f"{name}: not installed, ultralytics {patched.tree.version} has no {lacking[name]} to build it on"
+
+
+def backbone_scales_results(models, roles: dict) -> list[Result]:
+    """A failure per ``backbone_scales`` name that is neither a catalog backbone nor a backbone class in the tree."""
+    failures = []
+    for model in models:
+        for scale, name in model.backbone_scales:
+            if name not in BACKBONES and roles.get(name) != "backbone":
+                detail = (
+                    f"{model.name}: backbone_scales names {name!r} for scale {scale!r}, which is not a backbone "
+                    "class in nn/Addmodules; use a name from `bbpatch list`"
+                )
+                failures.append(Result(model.name, "backbone_scales", FAIL, detail))
+    return failures
