@@ -47,4 +47,7 @@ def lookup(name):
     except KeyError:
         close = difflib.get_close_matches(name, BACKBONES, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown backbone {name!r}.{hint} Any other timm model: 'timm:<model name>'.") from None
+        raise KeyError(
+            f"unknown backbone {name!r}.{hint} A family (variant by scale letter): {', '.join(FAMILY_SCALES)}. "
+            "Any other timm model: 'timm:<model name>'."
+        ) from None

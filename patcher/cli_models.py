@@ -16,7 +16,12 @@ def pretrained_arg(value):
 @click.option(
     "--base", required=True, help="Stock ultralytics model YAML (yolo11n-seg.yaml, rtdetr-l.yaml...) or a YAML path."
 )
-@click.option("--backbone", required=True, help="A name from `bbpatch list`, or timm:<model> for any other timm model.")
+@click.option(
+    "--backbone",
+    required=True,
+    help="A name from `bbpatch list`; a family (fasternet, mobileone, mobilenetv1..v4: the variant follows the "
+    "scale letter, as in the shipped YAMLs); or timm:<model> for any other timm model.",
+)
 @click.option("--pretrained", default=None, help="'true' for timm's hub weights, or the path of a local checkpoint.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 def yaml_command(base, backbone, pretrained, output):

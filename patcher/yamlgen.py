@@ -322,13 +322,25 @@ def find_base(base):
 
 
 def derive(base, backbone, args=()):
-    """YAML text of the stock model ``base`` with its backbone replaced by ``backbone`` (layer 0)."""
+    """YAML text of the stock model ``base`` with its backbone replaced by ``backbone`` (layer 0).
+
+    ``backbone`` is a catalog name, ``timm:<model>``, or a family (``fasternet``...): then the variant follows
+    the scale letter as in the shipped YAMLs (a ``backbone_scales`` key).
+    """
     path, scale = find_base(base)
-    model = swap_backbone(yaml.safe_load(path.read_text(encoding="utf-8")), [whole_backbone_layer(backbone, args)])
-    scales = model.get("scales") or {}
+    stock = yaml.safe_load(path.read_text(encoding="utf-8"))
+    scales = stock.get("scales") or {}
     if scale in scales:  # ultralytics builds the first scale when the file name has none
-        model["scales"] = {scale: scales[scale], **scales}
-    source = backbone if backbone.startswith("timm:") else f"{backbone} (timm {catalog.lookup(backbone).timm_name})"
+        stock["scales"] = {scale: scales[scale], **scales}
+    variants = family_variants(stock, backbone, args)
+    model = swap_backbone(stock, [whole_backbone_layer(next(iter(variants.values())) if variants else backbone, args)])
+    if variants:
+        model = with_backbone_scales(model, variants)
+        source = f"a {backbone} backbone whose variant follows the scale letter (backbone_scales)"
+    elif backbone.startswith("timm:"):
+        source = backbone
+    else:
+        source = f"{backbone} (timm {catalog.lookup(backbone).timm_name})"
     header = [
         f"{path.name} with its backbone replaced by {source}; derived by `bbpatch yaml`.",
         "Layer 0 is the backbone: its maps fill layers 0-4 (P3 = 2, P4 = 3, P5 = 4).",
@@ -336,6 +348,18 @@ def derive(base, backbone, args=()):
     if scale in scales:
         header.append(f"Scale {scale!r} comes first in 'scales': it is the default when the file name has none.")
     return dump(model, header)
+
+
+def family_variants(stock, backbone, args):
+    """``backbone_scales`` for a family name (``{}`` for a backbone name); KeyError for a base without scales."""
+    if backbone not in catalog.FAMILY_SCALES:
+        return {}
+    variants = backbone_scales(stock, backbone)
+    if not variants:
+        raise KeyError(f"{backbone!r} is a family, and this model has fewer than two scales: name one backbone")
+    if args and isinstance(args[0], str):
+        raise ValueError(f"a checkpoint file fits one variant, not the {backbone} family: name one backbone")
+    return variants
 
 
 def main(argv=None):

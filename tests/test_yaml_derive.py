@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from bbpatch import catalog, yamlgen
 from bbpatch.cli_models import list_command, yaml_command
 
-from helpers import run_py
+from helpers import run_json, run_py
 
 # base -> the closing layers of its backbone that stay, right after the new backbone
 V8, V11 = ["SPPF"], ["SPPF", "C2PSA"]
@@ -130,3 +130,30 @@ def test_derived_yamls_build_and_run_in_a_patched_tree(patched_tree, tmp_path):
         else:
             assert result["stride"] == [8.0, 16.0, 32.0], base
     assert set(results) == set(BASES)
+
+
+def test_a_family_name_derives_a_yaml_whose_backbone_follows_the_scale_letter():
+    model = derived("yolo11s-obb.yaml", "fasternet")
+    assert list(model["scales"])[0] == "s" and model["backbone"][0] == [-1, 1, "FasterNetT1", []]
+    assert model["backbone_scales"] == dict(
+        s="FasterNetT1", n="FasterNetT0", m="FasterNetT2", l="FasterNetS", x="FasterNetM"
+    )
+    assert derived("yolo11n.yaml", "mobilenetv4")["backbone"][0][2] == "MobileNetV4ConvSmall_050"
+    assert "backbone_scales" not in derived("yolo11n.yaml", "FasterNetT0")  # one name: one backbone at every scale
+    with pytest.raises(KeyError, match="fewer than two scales"):
+        yamlgen.derive("rtdetr-l.yaml", "fasternet")
+    failed = CliRunner().invoke(
+        yaml_command, ["--base", "yolo11n.yaml", "--backbone", "fasternet", "--pretrained", "w.pth"]
+    )
+    assert failed.exit_code == 1 and "a checkpoint file fits one variant" in failed.output
+
+
+def test_a_family_yaml_derived_for_obb_builds_each_scale_with_its_variant(patched_tree, tmp_path):
+    """No shipped YAML has a YOLO11 OBB head: a derived one scales its backbone like the shipped ones."""
+    text = yamlgen.derive("yolo11-obb.yaml", "fasternet")
+    paths = {scale: tmp_path / f"yolo11{scale}-obb-fn.yaml" for scale in "ns"}  # the scale letter in the name
+    for path in paths.values():
+        path.write_text(text)
+    code = "import json\nfrom ultralytics import YOLO\nPATHS = " + repr({s: str(p) for s, p in paths.items()})
+    code += "\nprint(json.dumps({s: YOLO(p).model.model[0].type for s, p in PATHS.items()}))"
+    assert run_json(patched_tree, code) == {"n": "FasterNetT0", "s": "FasterNetT1"}
