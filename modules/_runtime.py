@@ -27,6 +27,8 @@ def bbpatch_backbone(name, m, args, d):
     the file name ultralytics builds the first row of ``scales``; the variant follows it the same way.
     """
     variants = d.get("backbone_scales") or {}
+    if not isinstance(variants, dict):
+        raise ValueError(f"{d.get('yaml_file', 'the model YAML')}: backbone_scales must map scale letters to backbones")
     scale = d.get("scale") or next(iter(d.get("scales") or {}), None)
     chosen = variants.get(scale)
     if chosen is not None and chosen != name and name in variants.values():

@@ -88,7 +88,8 @@ def describe(path: str, roles: dict | None = None) -> ModelYaml:
     output = str(config["head"][-1][2])
     layers = " ".join(str(layer[2]) for layer in config["head"])
     kind = "rtdetr" if output == "RTDETRDecoder" else "yolo"
-    scales = tuple((str(k), str(v)) for k, v in (config.get("backbone_scales") or {}).items())
+    raw = config.get("backbone_scales") or {}
+    scales = tuple((str(k), str(v)) for k, v in raw.items()) if isinstance(raw, dict) else (("*", str(raw)),)
     return ModelYaml(path, kind, head_task(output), family(config, roles or {}), layers, scales)
 
 
