@@ -227,6 +227,28 @@ def test_verify_fails_a_backbone_scales_name_that_is_no_backbone(patched_tree, t
     assert any(r["check"] == "build" and r["status"] == "pass" for r in results)  # the n model still builds
 
 
+EVERY_SCALE = """
+import json, torch
+from ultralytics.nn.tasks import DetectionModel
+torch.set_num_threads(1)
+out = {}
+for family in FAMILIES:
+    for scale in "nsmlx":
+        model = DetectionModel(f"yolov8{scale}-{family}.yaml", verbose=False)
+        out[f"{family}/{scale}"] = [model.model[0].type, model.stride.tolist()]
+print(json.dumps(out))
+"""
+
+
+def test_every_family_builds_every_scale_with_the_variant_its_yaml_names(patched_tree):
+    families = sorted(yamlgen.catalog.FAMILY_SCALES)
+    out = run_json(patched_tree, EVERY_SCALE.replace("FAMILIES", repr(families)))
+    for family in families:
+        variants = yaml.safe_load(SHIPPED[f"yolov8-{family}.yaml"])["backbone_scales"]
+        for scale, name in variants.items():
+            assert out[f"{family}/{scale}"] == [name, [8.0, 16.0, 32.0]], (family, scale)
+
+
 YOLO26_END_TO_END = """
 import json, math, sys
 from pathlib import Path
