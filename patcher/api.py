@@ -119,14 +119,14 @@ def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
     module = _parse(tree, key, data)
     for edit in reversed(_edits_for(key)):
         module = edit.revert(module)
-    text = module.code
+    text = module.code  # rendered once: Module.bytes would render the whole tree again
     leftovers = [n for n, line in enumerate(text.splitlines(), 1) if any(mark in line for mark in LEFTOVER_MARKS)]
     if leftovers:
         raise RevertRefused(
             f"{tree.file(key)}: bbpatch's inserted code was edited since apply (lines {leftovers[:5]}); "
             "undo that by hand or run 'bbpatch revert --force' (restores the original, saves your version beside it)"
         )
-    return module.bytes
+    return text.encode(module.encoding)
 
 
 def edit_statuses(tree: Tree, sources: dict[str, bytes]) -> dict[str, str]:
