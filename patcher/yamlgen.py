@@ -217,9 +217,8 @@ def shipped_yamls():
         template, title = read_template("heads", head)
         for family, default in catalog.FAMILY_DEFAULTS.items():
             variants = backbone_scales(template, family)
-            model = swap_backbone(template, [whole_backbone_layer(next(iter(variants.values()), default))])
+            model = with_whole_backbone(template, default, variants)
             if variants:
-                model = with_backbone_scales(model, variants)
                 header = [f"{title} with a {family} backbone whose variant follows the scale letter:"]
                 header += [f"  {scale}: {describe_backbone(name)}" for scale, name in variants.items()]
             else:
@@ -247,10 +246,14 @@ def backbone_scales(template, family):
     return {scale: variants[scale] for scale in scales if scale in variants} if len(scales) > 1 else {}
 
 
-def with_backbone_scales(model, variants):
-    """The model dict with ``backbone_scales`` right after ``scales``."""
+def with_whole_backbone(model, name, variants, args=()):
+    """``model`` with layer 0 the backbone ``name``; with ``variants``, their first one, and ``backbone_scales``
+    (right after ``scales``) naming the variant of every scale."""
+    swapped = swap_backbone(model, [whole_backbone_layer(next(iter(variants.values()), name), args)])
+    if not variants:
+        return swapped
     out = {}
-    for key, value in model.items():
+    for key, value in swapped.items():
         out[key] = value
         if key == "scales":
             out[BACKBONE_SCALES] = dict(variants)
@@ -333,9 +336,8 @@ def derive(base, backbone, args=()):
     if scale in scales:  # ultralytics builds the first scale when the file name has none
         stock["scales"] = {scale: scales[scale], **scales}
     variants = family_variants(stock, backbone, args)
-    model = swap_backbone(stock, [whole_backbone_layer(next(iter(variants.values())) if variants else backbone, args)])
+    model = with_whole_backbone(stock, backbone, variants, args)
     if variants:
-        model = with_backbone_scales(model, variants)
         source = f"a {backbone} backbone whose variant follows the scale letter (backbone_scales)"
     elif backbone.startswith("timm:"):
         source = backbone
