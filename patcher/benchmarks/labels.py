@@ -1,9 +1,10 @@
 """Point labels that do not overlap: a greedy placement for the bench scatter plot.
 
 Small models cluster (a dozen points within a millisecond and a million parameters), and labels drawn at one
-fixed offset pile on each other. Each label takes the first of a ring of candidate offsets, nearest first,
-whose box overlaps no label placed before it, no plotted point and stays inside the axes; a label with no free
-candidate takes the least crowded one and a thin leader line back to its point.
+fixed offset pile on each other. Each label takes the first candidate offset, nearest first (beside its point,
+then stacked above and below), whose box overlaps no label placed before it, no plotted point and stays inside
+the axes; with no free candidate, the least crowded one. A label placed away from its point gets a thin leader
+line back to it.
 """
 
 from __future__ import annotations
@@ -61,25 +62,23 @@ def place_labels(ax, labels) -> list:
     placed = []
     for x, y, text in sorted(labels, key=lambda label: (label[1], label[0])):
         best = None
-        for dx, dy in candidate_offsets():
-            ha, va = _alignment(dx, dy)
-            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=FONT_SIZE,
-                               ha=ha, va=va)  # fmt: skip
+        for offset in candidate_offsets():
+            note = _annotate(ax, text, (x, y), offset)
             box = note.get_window_extent(renderer)
+            note.remove()
             cost = _overlap(box, placed) + _overlap(box, points) + 10 * _outside(box, frame)
             if best is None or cost < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (cost, note, box, (dx, dy))
-            else:
-                note.remove()
+                best = (cost, offset, box)
             if cost == 0:
                 break
-        _, note, box, (dx, dy) = best
-        if math.hypot(dx, dy) > NEAR:  # far from its point: a leader line says whose label it is
-            note.remove()
-            ha, va = _alignment(dx, dy)
-            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=FONT_SIZE, ha=ha,
-                               va=va, arrowprops=dict(arrowstyle="-", lw=0.4, color="0.5"))  # fmt: skip
+        _, offset, box = best
+        _annotate(ax, text, (x, y), offset, leader=math.hypot(*offset) > NEAR)  # far: a line says whose it is
         placed.append(box)
     return placed
+
+
+def _annotate(ax, text, xy, offset, leader=False):
+    ha, va = _alignment(*offset)
+    arrow = dict(arrowstyle="-", lw=0.4, color="0.5") if leader else None
+    return ax.annotate(text, xy, xytext=offset, textcoords="offset points", fontsize=FONT_SIZE, ha=ha, va=va,
+                       arrowprops=arrow)  # fmt: skip
