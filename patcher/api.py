@@ -202,9 +202,7 @@ def _unified_diff(tree: Tree, key: str, old: bytes | None, new: bytes | None) ->
 def _is_current(tree: Tree, manifest: Manifest) -> bool:
     if manifest.bbpatch != __version__ or manifest.ultralytics != tree.version:
         return False
-    return all(
-        sha256(_read(tree, tree.file(key))) == record.patched_sha256 for key, record in manifest.files.items()
-    )
+    return all(sha256(_read(tree, tree.file(key))) == record.patched_sha256 for key, record in manifest.files.items())
 
 
 def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None) -> dict[str, bytes]:

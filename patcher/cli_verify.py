@@ -32,6 +32,13 @@ def usage_error(message: str, as_json: bool = False):
     sys.exit(EXIT_USAGE)
 
 
+def format_names(value):
+    """``--formats``: None (every format) when not given or 'all', else the names ('none': no exports)."""
+    if value is None or value.strip() == "all":
+        return None
+    return split_names([value]) or ["none"]
+
+
 class Progress:
     """A progress bar on stderr, advanced once per finished check; one line per check when stderr is a log."""
 
@@ -85,28 +92,34 @@ class Progress:
     help="Only these runtime checks (and the ones they need), e.g. --check onnx. Repeatable or comma-separated.",
 )
 @click.option(
+    "--formats",
+    metavar="NAMES",
+    help="Only prove these export formats (comma-separated: torchscript, onnx, openvino, ncnn, tflite, coreml; "
+    "'none' for no exports), e.g. the ones you deploy to. Default: all.",
+)
+@click.option(
     "--allow-untested-release",
     "allow_untested",
     is_flag=True,
     help="Pass the release check on an ultralytics release newer or older than bbpatch's tested range "
     "(after an upstream pull that bbpatch has not caught up with); every other check still runs.",
 )
-def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only, allow_untested):
+def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only, formats, allow_untested):
     """Check that a patched tree still works: edits, files, every YAML built, run, trained, saved, fused, exported.
 
     Exit 0: all passed; 1: a check failed (each failure names the YAML, the check and the error);
     2: the tree is not patched, or a usage error.
     """
-    from bbpatch.verify import NotPatched, UnknownCheck, UnknownYaml, report, verify
+    from bbpatch.verify import NotPatched, UnknownCheck, UnknownFormat, UnknownYaml, report, verify
 
     progress = Progress()
     try:
         outcome = verify(
             path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache,
-            only=split_names(only), allow_untested=allow_untested, on_start=progress.start,
-            on_result=progress.advance,
+            only=split_names(only), allow_untested=allow_untested, formats=format_names(formats),
+            on_start=progress.start, on_result=progress.advance,
         )  # fmt: skip
-    except (NotPatched, UnknownYaml, UnknownCheck, TreeError) as error:
+    except (NotPatched, UnknownYaml, UnknownCheck, UnknownFormat, TreeError) as error:
         usage_error(str(error), as_json)
     finally:
         progress.close()

@@ -243,6 +243,23 @@ def test_an_unknown_check_name_is_a_usage_error(patched_tree):
     assert "no_such_check" in proc.stderr and "onnx" in proc.stderr
 
 
+def test_an_unknown_format_name_is_a_usage_error(patched_tree):
+    proc = verify(patched_tree, "--formats", "onnx,tensorrt")
+    assert proc.returncode == 2
+    assert "tensorrt" in proc.stderr and "openvino" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_formats_prove_only_the_chosen_exports_and_the_rest_of_the_gate_runs(patched_tree):
+    proc = verify(patched_tree, "--yaml", SMALL_YAMLS[0], "--formats", "onnx", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = results_by_key(json.loads(proc.stdout))
+    name = f"{SMALL_YAMLS[0]}.yaml"
+    exported = {check for subject, check in results if check.startswith("export_")}
+    assert exported == {"export_onnx"} and results[(name, "export_onnx")]["status"] == "pass"
+    for check in ("train", "reload", "safe_load", "fuse", "gflops"):
+        assert results[(name, check)]["status"] == "pass"
+
+
 def test_a_worker_that_dies_fails_its_yaml_and_the_rest_still_runs(fresh_tree, tmp_path):
     api.apply(fresh_tree)
     (fresh_tree / "ultralytics" / "nn" / "Addmodules" / "crasher.py").write_text(

@@ -121,3 +121,43 @@ def test_fast_plans_builds_only():
     tasks = plan.plan(models(), fast=True)
     assert {c for t in tasks for c in t.checks} == {"build"}
     assert {t.pool for t in tasks} == {MAIN} and not any(t.after for t in tasks)
+
+
+def checks_of(tasks, name):
+    return {t.subject for t in tasks if name in t.checks}
+
+
+def test_every_yaml_runs_the_model_checks_and_a_covering_few_the_slower_ones(venvs):
+    """GFLOPs and fusion depend on the modules a model is made of: a few YAMLs holding every family and every head
+    prove them, the rest only build and run."""
+    venvs(True)
+    tasks = plan.plan(models())
+    everyone = {m.name for m in models()}
+    for name in ("build", "forward_train", "forward_eval", "strides"):
+        assert checks_of(tasks, name) == everyone
+    covering = checks_of(tasks, "fuse")
+    assert checks_of(tasks, "gflops") == checks_of(tasks, "gflops_full") == covering
+    assert len(covering) < len(everyone)
+    held = [m for m in models() if m.name in covering]
+    assert {m.head for m in held} == set(HEADS) and {m.family for m in held} == set(FAMILIES)
+    assert {m.name for m in plan.representatives(models())} <= covering
+
+
+def test_formats_limit_the_export_matrix_and_the_onnx_samples(venvs):
+    venvs(True)
+    tasks = plan.plan(models(), formats=("openvino", "tflite"))
+    exported = {c for t in tasks for c in t.checks if c.startswith("export_")}
+    assert exported == {"export_openvino", "export_tflite"}
+    assert {t.pool for t in tasks if "export_tflite" in t.checks} == {"tflite"}
+    assert not {t.pool for t in tasks} & {"coreml"}  # an unselected venv format starts no worker
+    assert not checks_of(tasks, "onnx")  # ONNX is not a chosen format: no ONNX samples either
+    held = [m for m in models() if m.name in checks_of(tasks, "fuse")]
+    assert {m.head for m in held} == set(HEADS) and {m.family for m in held} == set(FAMILIES)
+
+
+def test_no_formats_plans_no_export_and_saves_no_model(venvs):
+    venvs(True)
+    tasks = plan.plan(models(), formats=())
+    assert not any(c.startswith("export_") or c == "onnx" for t in tasks for c in t.checks)
+    assert not any(t.inputs.get("keep_model") for t in tasks)
+    assert checks_of(tasks, "train")  # the rest of the full gate is unchanged

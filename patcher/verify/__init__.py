@@ -16,6 +16,7 @@ __all__ = [
     "NotPatched",
     "UnknownYaml",
     "UnknownCheck",
+    "UnknownFormat",
     "Result",
     "EXIT_OK",
     "EXIT_FAILED",

@@ -5,10 +5,12 @@ only the worker process (``bbpatch.verify.runtime``) calls the functions, with t
 ``sys.path``. A check returns a one-line detail on success (or ``(detail, data)`` with measured values),
 raises ``Skipped`` when it does not apply, and raises anything else to fail.
 
-Scopes: ``model`` runs for every YAML, ``sample`` for a few YAMLs covering every head the export matrix
-does not, ``family`` (training) and ``export`` (the export matrix) for one YAML per backbone family,
-``once`` for one backbone YAML, ``reference`` and ``stock`` for the stock YAML in the unpatched copy and in
-the tree, ``load`` and ``safe_load`` in the fresh checkpoint-loading processes.
+Scopes: ``model`` runs for every YAML; ``covering`` (GFLOPs and fusion: slower, and decided by the modules
+a model is made of) for the few YAMLs that together hold every backbone family and every head (the family
+representatives, then ``sample``); ``sample`` (ONNX) for those that bring a family or a head the export
+matrix does not export; ``family`` (training) and ``export`` (the export matrix) for one YAML per backbone
+family; ``once`` for one backbone YAML; ``reference`` and ``stock`` for the stock YAML in the unpatched copy
+and in the tree; ``load`` and ``safe_load`` in the fresh checkpoint-loading processes.
 """
 
 from __future__ import annotations
@@ -357,7 +359,7 @@ def input_sizes(model):
         hook.remove()
 
 
-@check("gflops", "model", needs=("build",))
+@check("gflops", "covering", needs=("build",))
 def gflops(ctx):
     from ultralytics.utils.torch_utils import get_flops
 
@@ -373,7 +375,7 @@ def gflops(ctx):
     return f"{reported:.2f} GFLOPs at {FULL_IMGSZ}"
 
 
-@check("gflops_full", "model", needs=("gflops",))
+@check("gflops_full", "covering", needs=("gflops",))
 def gflops_full(ctx):
     """ultralytics' GFLOPs (extrapolated from a small probe) equal a profile of a real full-size image."""
     reported = ctx.outputs["gflops"]
@@ -444,7 +446,7 @@ def reparameterizable_blocks(model):
     return blocks
 
 
-@check("fuse", "model", needs=("forward_eval",))
+@check("fuse", "covering", needs=("forward_eval",))
 def fuse(ctx):
     model = ctx.state["model"]
     blocks = reparameterizable_blocks(model)

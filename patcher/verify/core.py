@@ -18,23 +18,12 @@ from . import plan as planning
 from .cache import BuildCache, build_key, tree_digest
 from .checks import CHECKS
 from .dataset import offline_environment, write_dataset
-from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code
+from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code  # noqa: F401  (the package's names)
 from .runner import Runner, count_checks
-from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy
+from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy  # noqa: F401
 from .yamls import backbone_scales_results, not_installed_reason, not_installed_results
 
-__all__ = [
-    "verify",
-    "resolve_yamls",
-    "Outcome",
-    "NotPatched",
-    "UnknownYaml",
-    "UnknownCheck",
-    "Result",
-    "EXIT_OK",
-    "EXIT_FAILED",
-    "EXIT_USAGE",
-]
+# The public names are listed once, in the package's __all__ (bbpatch.verify), which takes them from here.
 
 
 class UnknownYaml(Exception):
@@ -43,6 +32,22 @@ class UnknownYaml(Exception):
 
 class UnknownCheck(Exception):
     """A ``--check`` name that is not a runtime check (exit 2)."""
+
+
+class UnknownFormat(Exception):
+    """A ``--formats`` name that is not an export format (exit 2)."""
+
+
+def format_names(formats) -> tuple[str, ...] | None:
+    """The export formats to prove: None (every one) when not given, () for ``none``."""
+    if formats is None:
+        return None
+    names = tuple(n for n in formats if n != "none")
+    known = [f.name for f in exports.FORMATS]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnknownFormat(f"unknown export format {', '.join(unknown)}; formats: {', '.join(known)}, or none")
+    return names
 
 
 def check_names(only) -> list[str]:
@@ -101,24 +106,27 @@ def default_jobs() -> int:
 
 def verify(
     path=None, yamls=None, fast=False, jobs=None, on_start=None, on_result=None, workdir=None,
-    stock=planning.STOCK_YAML, use_cache=True, only=(), allow_untested=False,
+    stock=planning.STOCK_YAML, use_cache=True, only=(), allow_untested=False, formats=None,
 ) -> Outcome:  # fmt: skip
     """Run verify; ``on_start(total_checks)`` and ``on_result(result)`` follow progress.
 
     ``only`` limits the runtime checks to these names and what they need (static checks always run).
+    ``formats`` names the export formats to prove (None: every one; empty: no export checks).
     ``allow_untested`` passes the release check on an ultralytics release outside bbpatch's tested range.
     With ``fast``, builds remembered in the build cache (see ``cache``) are not repeated unless
-    ``use_cache`` is False. Raises NotPatched, UnknownYaml or bbpatch's TreeError before running anything.
+    ``use_cache`` is False. Raises NotPatched, UnknownYaml, UnknownCheck, UnknownFormat or bbpatch's
+    TreeError before running anything.
     """
     started = time.monotonic()
     on_result = on_result or (lambda result: None)
     patched = load(path)
     roles = bbpatch_roles(patched.tree.package)
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
-    tasks = planning.plan(models, fast=fast, stock=stock, only=check_names(only))
+    formats = format_names(formats)
+    tasks = planning.plan(models, fast=fast, stock=stock, only=check_names(only), formats=formats)
     results = static_results(patched, allow_untested) + not_installed_results(patched)
     results += backbone_scales_results(models, roles)
-    results += exports.missing_runtime_results() if fast else []  # the full gate fails them in the workers
+    results += exports.missing_runtime_results(formats) if fast else []  # the full gate fails them in the workers
     builds = CachedBuilds(patched, tasks) if fast and use_cache else None
     if on_start:
         on_start(len(results) + count_checks(tasks))

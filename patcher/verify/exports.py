@@ -127,12 +127,13 @@ def missing_hint(fmt: Format, importing: bool = False) -> str:
     return f"{', '.join(missing)} not installed: {fmt.install}" if missing else ""
 
 
-def missing_runtime_results() -> list[Result]:
-    """For ``verify --fast``: one skip per format whose runtime is missing, saying how to install it."""
+def missing_runtime_results(formats=None) -> list[Result]:
+    """For ``verify --fast``: one skip per format (of ``formats``, None: all) whose runtime is missing, saying
+    how to install it."""
     return [
         Result("exports", f.check_name, SKIP, f"skipped: {missing_hint(f)} (the full gate fails without it)")
         for f in FORMATS
-        if missing_modules(f)
+        if (formats is None or f.name in formats) and missing_modules(f)
     ]
 
 

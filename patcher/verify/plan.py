@@ -1,6 +1,8 @@
 """Which checks run on which YAML, in which worker pool: the task list the orchestrator executes.
 
 - every YAML: the ``model`` checks (``--fast``: only the fast ones);
+- the family representatives and the ONNX samples below, which together hold every backbone family and every
+  head: the ``covering`` checks (GFLOPs, fusion), whose outcome the modules a model is made of decide;
 - one YAML per backbone family (its representative): the ``family`` checks (training) in a task of their
   own, then its checkpoint is loaded in two fresh processes, plainly and with ``ULTRALYTICS_SAFE_LOAD=1``;
   and the ``export`` checks (the export matrix) on the calibrated model its ``forward_eval`` saved: the
@@ -158,25 +160,32 @@ def restricted(tasks: list[Task], only) -> list[Task]:
     return [t for t in tasks if t.checks]
 
 
-def export_pools(only=()) -> dict:
-    """``{format: pool}`` for the export checks in the plan: a venv format whose interpreter exists gets a pool
-    of its own (one worker in that venv); the others run in the main pool (a missing venv fails there)."""
+def export_pools(only=(), formats=None) -> dict:
+    """``{format: pool}`` for the export checks in the plan (``formats``: the names to prove, None for all): a
+    venv format whose interpreter exists gets a pool of its own (one worker in that venv); the others run in
+    the main pool (a missing venv fails there)."""
     keep = with_needs(only) if only else None
-    return {
-        f: (f.name if f.venv and isolated_python(f) else MAIN) for f in FORMATS if keep is None or f.check_name in keep
-    }
+    chosen = [f for f in FORMATS if (formats is None or f.name in formats) and (keep is None or f.check_name in keep)]
+    return {f: (f.name if f.venv and isolated_python(f) else MAIN) for f in chosen}
 
 
-def plan(models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_YAML, only=()) -> list[Task]:
+def plan(
+    models: list[ModelYaml], fast: bool = False, stock: str | None = STOCK_YAML, only=(), formats=None
+) -> list[Task]:
+    """The tasks; ``formats`` limits the export checks (the matrix and the ONNX samples) to these format names."""
     tasks = []
     chosen = [] if fast else representatives(models)
-    pools = {} if fast else export_pools(only)
+    pools = {} if fast else export_pools(only, formats)
     onnx_exported = [m for m in chosen if any(f.name == "onnx" for f in pools)]
     sampled = [] if fast else samples(models, onnx_exported)
+    covering = chosen + [m for m in sampled if m not in chosen]  # every family and every head, once or so
+    onnx_sampled = sampled if formats is None or "onnx" in formats else []
     ddp_model = lightest([m for m in chosen if m.task == "detect" and m.family != "stock"])
     for i, m in enumerate(models):
         checks = checks_for({"model"}, fast=fast)
-        if m in sampled:
+        if m in covering:
+            checks += checks_for({"covering"})
+        if m in onnx_sampled:
             checks += checks_for({"sample"})
         if m is ddp_model:
             checks += checks_for({"once"})
