@@ -193,5 +193,8 @@ def run_tasks(patched: PatchedTree, tasks, scratch: Path, jobs: int, on_result) 
     if any(t.pool == planning.UNPATCHED for t in tasks):
         trees[planning.UNPATCHED] = unpatched_copy(patched, scratch / "unpatched")
     pythons = {f.name: exports.isolated_python(f) for f in exports.FORMATS if f.name in trees}
+    workers = {f.name: min(f.workers, jobs) for f in exports.FORMATS if f.name in trees}
     prepare = (lambda: write_dataset(data.parent)) if needs_data else None
-    return Runner(tasks, trees, env, scratch, data, jobs, on_result, pythons=pythons, prepare=prepare).run()
+    runner = Runner(tasks, trees, env, scratch, data, jobs, on_result, pythons=pythons, prepare=prepare)
+    runner.pool_sizes.update(workers)
+    return runner.run()

@@ -2,9 +2,9 @@
 
 One check per format (``export_torchscript`` ... ``export_coreml``), run on each family's representative
 YAML (scope ``export``), in tasks of their own on the calibrated model that YAML's ``forward_eval`` saved
-(``calibrated_model``): the formats of the verify venv in a main worker, TFLite and CoreML each in one
-worker process of its own venv that exports every family in turn (one interpreter start per run, not
-one per family). Each exports the model through ultralytics' own ``Exporter``, loads the file back
+(``calibrated_model``): the formats of the verify venv in a main worker, TFLite and CoreML each in worker
+processes of their own venv (``Format.workers``: TFLite two, CoreML one) that export the families in turn
+(one interpreter start per process, not one per family). Each exports the model through ultralytics' own ``Exporter``, loads the file back
 through ultralytics' ``AutoBackend`` (what ``YOLO(path).predict`` runs) and compares its raw output with the
 fused PyTorch model's on the same input, within the format's relative error budget (``Format.budget``,
 measured on this project's machine with margin; see docs/verify.md).
@@ -55,6 +55,7 @@ class Format:
     budget: float | None  # largest relative error (see checks.channel_scaled); None: conversion only
     argument: str = ""  # ultralytics' format argument, when it is not ``name``
     venv: str = ""  # a venv of its own (beside the running one) that exports and runs this format
+    workers: int = 1  # processes in that venv, at most (one per verify job): for exports much longer than its start
 
     @property
     def exporter_format(self) -> str:
@@ -81,7 +82,8 @@ FORMATS = (
     Format("openvino", "OpenVINO (f32)", ("openvino",), EXPORT_EXTRA, RUNTIME_BUDGET),
     Format("ncnn", "NCNN", ("ncnn", "pnnx"), EXPORT_EXTRA, RUNTIME_BUDGET),
     Format("tflite", "TFLite", ("litert_torch", "ai_edge_litert"), "make tflite-venv (litert-torch pins "
-           "typing_extensions 4.12: a venv of its own)", RUNTIME_BUDGET, argument="litert", venv=".venv-tflite"),
+           "typing_extensions 4.12: a venv of its own)", RUNTIME_BUDGET, argument="litert", venv=".venv-tflite",
+           workers=2),  # about 9 s a family against 5 s to start; one process was verify's longest chain
     Format("coreml", "CoreML (conversion only)", ("coremltools",), "make coreml-venv (coremltools needs "
            "numpy <= 2.3.5: a venv of its own)", None, venv=".venv-coreml"),
 )  # fmt: skip

@@ -6,8 +6,8 @@
 - one YAML per backbone family (its representative): the ``family`` checks (training) in a task of their
   own, then its checkpoint is loaded in two fresh processes, plainly and with ``ULTRALYTICS_SAFE_LOAD=1``;
   and the ``export`` checks (the export matrix) on the calibrated model its ``forward_eval`` saved: the
-  formats of the verify venv in a main-pool task, TFLite and CoreML in a pool of their own whose one
-  worker runs in that format's venv and exports every family in turn;
+  formats of the verify venv in a main-pool task, TFLite and CoreML in a pool of their own whose workers
+  run in that format's venv and export the families in turn;
 - a few more YAMLs so that, with the representatives' ONNX exports, every backbone family and every head
   is exported to ONNX: the ``sample`` checks, too slow to repeat for 80 YAMLs that share backbones and heads;
 - one backbone YAML: the distributed smoke test;
@@ -162,7 +162,7 @@ def restricted(tasks: list[Task], only) -> list[Task]:
 
 def export_pools(only=(), formats=None) -> dict:
     """``{format: pool}`` for the export checks in the plan (``formats``: the names to prove, None for all): a
-    venv format whose interpreter exists gets a pool of its own (one worker in that venv); the others run in
+    venv format whose interpreter exists gets a pool of its own (workers in that venv); the others run in
     the main pool (a missing venv fails there)."""
     keep = with_needs(only) if only else None
     chosen = [f for f in FORMATS if (formats is None or f.name in formats) and (keep is None or f.check_name in keep)]

@@ -3,7 +3,8 @@
 Pools: ``main`` (several workers: builds, forwards, training ...), ``load`` and ``safe_load`` (one fresh
 process each, only ever loading checkpoints; the second with ``ULTRALYTICS_SAFE_LOAD=1``), ``unpatched``
 (one process on the unpatched copy, for the stock parity reference) and one per export format with a venv
-of its own (``tflite``, ``coreml``: one process started with that venv's interpreter). A worker that
+of its own (``tflite``, ``coreml``: processes started with that venv's interpreter, as many as the format's
+``workers``). A worker that
 cannot import the tree, crashes or runs past the time limit fails its task; nothing hangs. The initial
 workers are forked from one zygote process that imported torch and timm once; replacements are fresh
 interpreters.
@@ -147,6 +148,7 @@ class Runner:
         self.pending = list(tasks)
         self.trees, self.env, self.workdir, self.data = trees, env, workdir, data
         self.pythons = pythons or {}  # pool -> the interpreter of its workers, when not this one (another venv)
+        self.pool_sizes = {MAIN: jobs}  # pool -> its most workers (others: one)
         self.jobs, self.timeout = jobs, timeout
         self.on_result = on_result or (lambda result: None)
         self.events = queue.Queue()
@@ -185,10 +187,11 @@ class Runner:
         zygote = Zygote(self.workdir, self.data, self.env)
         pools = {t.pool for t in self.pending}
         for pool in sorted(pools):
+            count = min(self.pool_sizes.get(pool, 1), sum(t.pool == pool for t in self.pending))
             if self.pythons.get(pool, sys.executable) != sys.executable:
-                self.start_worker(pool)  # another venv: its own interpreter, started now so its imports overlap
+                for _ in range(count):
+                    self.start_worker(pool)  # another venv: its own interpreter, started now so its imports overlap
                 continue
-            count = min(self.jobs, sum(t.pool == pool for t in self.pending)) if pool == MAIN else 1
             for _ in range(count):
                 name = f"{pool}-{len(self.workers)}"
                 env = {k: v for k, v in self.pool_env(pool).items() if self.env.get(k) != v}
