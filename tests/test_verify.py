@@ -15,7 +15,7 @@ from bbpatch.edits import EDITS
 from bbpatch.verify import exports
 from bbpatch.verify.core import default_jobs
 
-from helpers import run_cli
+from helpers import run_cli, run_json
 
 # A whole-backbone YOLO model (training, ONNX, DDP, safe load) and a layer-by-layer one (block branch).
 SMALL_YAMLS = ("yolov8-mobilenetv4", "yolov5-mobilenetv3-small")
@@ -215,13 +215,74 @@ def test_fast_builds_write_zeros_where_torch_would_draw_random_weights():
 
     from bbpatch.verify.checks import fast_build
 
-    original = torch.nn.init.kaiming_uniform_
+    original, conv2d = torch.nn.init.kaiming_uniform_, torch.nn.functional.conv2d
     with fast_build():
         inside = torch.nn.Conv2d(3, 8, 3)
-        assert not torch.is_grad_enabled()
+        assert not torch.is_grad_enabled() and torch.nn.functional.conv2d is not conv2d
     assert not inside.weight.any() and inside.weight.requires_grad
     assert torch.nn.init.kaiming_uniform_ is original and torch.is_grad_enabled()
+    assert torch.nn.functional.conv2d is conv2d
     assert torch.nn.Conv2d(3, 8, 3).weight.any()
+
+
+CONVS = [  # (in, out, kernel, stride, padding, dilation, groups), input size
+    ((3, 8, 3, 1, 1, 1, 1), 17), ((8, 8, 3, 2, 1, 1, 8), 17), ((4, 6, (3, 5), (2, 1), (1, 2), 1, 2), 16),
+    ((4, 4, 3, 1, 2, 2, 1), 9), ((4, 4, 5, 1, "same", 2, 1), 11), ((4, 4, 3, 2, "valid", 1, 1), 10),
+    ((4, 4, 1, 1, 0, 1, 1), 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("conv, size", CONVS)
+def test_fast_builds_convolve_to_the_real_output_shape_holding_the_bias(conv, size):
+    import torch
+    import torch.nn.functional as F
+
+    from bbpatch.verify.checks import shape_only_conv2d
+
+    c_in, c_out, kernel, stride, padding, dilation, groups = conv
+    layer = torch.nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation, groups)
+    torch.nn.init.zeros_(layer.weight)
+    fast = shape_only_conv2d(F.conv2d)
+    for x in (torch.rand(2, c_in, size, size + 1), torch.rand(c_in, size, size)):  # batched and not
+        expected = F.conv2d(x, layer.weight, layer.bias, stride, padding, dilation, groups)
+        got = fast(x, layer.weight, layer.bias, stride, padding, dilation, groups)
+        assert got.shape == expected.shape and torch.allclose(got, expected)
+
+
+def test_fast_builds_leave_inputs_the_real_convolution_refuses_to_it():
+    import torch
+    import torch.nn.functional as F
+
+    from bbpatch.verify.checks import shape_only_conv2d
+
+    fast = shape_only_conv2d(F.conv2d)
+    with pytest.raises(RuntimeError, match="channels"):
+        fast(torch.rand(1, 5, 8, 8), torch.zeros(4, 3, 3, 3))  # 5 input channels, weights for 3
+    with pytest.raises(RuntimeError, match="[Kk]ernel size"):
+        fast(torch.rand(1, 3, 2, 2), torch.zeros(4, 3, 3, 3))  # a 3x3 kernel on a 2x2 image
+
+
+def test_a_fast_build_has_the_strides_and_parameters_of_a_real_one(patched_tree):
+    """Every shipped YAML (all heads: YOLO26 end-to-end, seg, pose, OBB, RT-DETR): the same structure either way."""
+    code = """
+import glob, json
+from bbpatch.verify.checks import fast_build, model_class
+from bbpatch.verify.plan import describe
+found = {}
+for path in sorted(glob.glob("ultralytics/nn/Addmodules/yamls/*.yaml")):
+    shape = []
+    for fast in (False, True):
+        with fast_build() if fast else __import__("contextlib").nullcontext():
+            model = model_class(describe(path).inputs)(path, verbose=False)
+        shape.append([[float(s) for s in model.stride], sum(p.numel() for p in model.parameters()),
+                      [type(m).__name__ for m in model.model]])
+    found[path] = shape
+print(json.dumps(found))
+"""
+    found = run_json(patched_tree, code)
+    assert len(found) >= 80
+    for path, (real, fast) in found.items():
+        assert fast == real, path
 
 
 def test_missing_onnx_runtime_is_a_skip_that_says_how_to_install_it(patched_tree, tmp_path):

@@ -200,16 +200,52 @@ RANDOM_FILLS = (
 )  # fmt: skip
 
 
+def conv_output_size(size, kernel, stride, padding, dilation):
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pairs(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def shape_only_conv2d(conv2d):
+    """``F.conv2d`` for a --fast build: a tensor of the output's shape holding the bias, without the arithmetic.
+
+    That is what the convolution computes on the zero weights ``fast_build`` writes (timm draws some of its own
+    weights, whose values no --fast check reads either). Inputs the real convolution would refuse (wrong
+    channels, a kernel larger than the padded input) go to it, for its error.
+    """
+
+    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        if input.dim() < 3 or input.shape[-3] != weight.shape[1] * groups:
+            return conv2d(input, weight, bias, stride, padding, dilation, groups)
+        if padding == "same":
+            size = tuple(input.shape[-2:])  # torch allows "same" only with stride 1
+        else:
+            padding = (0, 0) if padding == "valid" else pairs(padding)
+            size = tuple(map(conv_output_size, input.shape[-2:], weight.shape[-2:], pairs(stride), padding,
+                             pairs(dilation)))  # fmt: skip
+        if min(size) < 1:
+            return conv2d(input, weight, bias, stride, padding, dilation, groups)
+        out = input.new_zeros(*input.shape[:-3], weight.shape[0], *size)
+        return out if bias is None else out + bias.view(-1, 1, 1)
+
+    return conv
+
+
 @contextlib.contextmanager
 def fast_build():
     """For ``verify --fast``, whose only check is the build: construction without work no check looks at.
 
     torch.nn.init's random fills write zeros (about 15% of a build's CPU: every conv is filled by torch,
-    then often again by timm), and autograd is off (the stride probe's forward records no graph). A build
-    check is about structure (layers, channels, strides), never weight values or gradients; code that calls
-    the fills still runs, and the full verify builds exactly as training does.
+    then often again by timm), autograd is off (the stride probe's forward records no graph), and the stride
+    probe's convolutions produce their output's shape, not its values (``shape_only_conv2d``: a quarter of a
+    build's CPU). A build check is about structure (layers, channels, strides), never weight values or
+    gradients; code that calls the fills still runs, every other layer of the probe runs for real, and the
+    full verify builds exactly as training does.
     """
     import torch
+    import torch.nn.functional as F
 
     def zeros(tensor, *args, **kwargs):
         with torch.no_grad():
@@ -218,10 +254,12 @@ def fast_build():
     saved = {name: getattr(torch.nn.init, name) for name in RANDOM_FILLS}
     for name in saved:
         setattr(torch.nn.init, name, zeros)
+    conv2d, F.conv2d = F.conv2d, shape_only_conv2d(F.conv2d)
     try:
         with torch.no_grad():
             yield
     finally:
+        F.conv2d = conv2d
         for name, fill in saved.items():
             setattr(torch.nn.init, name, fill)
 
