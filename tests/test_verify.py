@@ -216,13 +216,16 @@ def test_fast_builds_write_zeros_where_torch_would_draw_random_weights():
     from bbpatch.verify.checks import fast_build
 
     original, conv2d = torch.nn.init.kaiming_uniform_, torch.nn.functional.conv2d
+    draw = vars(torch.Tensor).get("normal_")  # None: inherited from torch._C.TensorBase
     with fast_build():
         inside = torch.nn.Conv2d(3, 8, 3)
+        drawn = torch.empty(16).normal_(), torch.empty(16).uniform_(-1, 1)  # as timm's initializers draw
         assert not torch.is_grad_enabled() and torch.nn.functional.conv2d is not conv2d
     assert not inside.weight.any() and inside.weight.requires_grad
+    assert not any(t.any() for t in drawn)
     assert torch.nn.init.kaiming_uniform_ is original and torch.is_grad_enabled()
-    assert torch.nn.functional.conv2d is conv2d
-    assert torch.nn.Conv2d(3, 8, 3).weight.any()
+    assert torch.nn.functional.conv2d is conv2d and vars(torch.Tensor).get("normal_") is draw
+    assert torch.nn.Conv2d(3, 8, 3).weight.any() and torch.empty(16).normal_().any()
 
 
 CONVS = [  # (in, out, kernel, stride, padding, dilation, groups), input size

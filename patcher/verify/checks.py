@@ -233,16 +233,19 @@ def shape_only_conv2d(conv2d):
     return conv
 
 
+RANDOM_DRAWS = ("normal_", "uniform_")  # the tensor methods timm's own initializers draw with
+
+
 @contextlib.contextmanager
 def fast_build():
     """For ``verify --fast``, whose only check is the build: construction without work no check looks at.
 
-    torch.nn.init's random fills write zeros (about 15% of a build's CPU: every conv is filled by torch,
-    then often again by timm), autograd is off (the stride probe's forward records no graph), and the stride
-    probe's convolutions produce their output's shape, not its values (``shape_only_conv2d``: a quarter of a
-    build's CPU). A build check is about structure (layers, channels, strides), never weight values or
-    gradients; code that calls the fills still runs, every other layer of the probe runs for real, and the
-    full verify builds exactly as training does.
+    torch.nn.init's random fills, and the tensors' own random draws that timm's initializers call, write zeros
+    (about 20% of a build's CPU: every conv is filled by torch, then often again by timm); autograd is off (the
+    stride probe's forward records no graph); and the stride probe's convolutions produce their output's
+    shape, not its values (``shape_only_conv2d``: a quarter of a build's CPU). A build check is about
+    structure (layers, channels, strides), never weight values or gradients; code that calls the fills still
+    runs, every other layer of the probe runs for real, and the full verify builds exactly as training does.
     """
     import torch
     import torch.nn.functional as F
@@ -252,8 +255,11 @@ def fast_build():
             return tensor.zero_()
 
     saved = {name: getattr(torch.nn.init, name) for name in RANDOM_FILLS}
+    draws = {name: vars(torch.Tensor).get(name) for name in RANDOM_DRAWS}  # None: inherited from TensorBase
     for name in saved:
         setattr(torch.nn.init, name, zeros)
+    for name in draws:
+        setattr(torch.Tensor, name, zeros)
     conv2d, F.conv2d = F.conv2d, shape_only_conv2d(F.conv2d)
     try:
         with torch.no_grad():
@@ -262,6 +268,11 @@ def fast_build():
         F.conv2d = conv2d
         for name, fill in saved.items():
             setattr(torch.nn.init, name, fill)
+        for name, draw in draws.items():
+            if draw is None:
+                delattr(torch.Tensor, name)
+            else:
+                setattr(torch.Tensor, name, draw)
 
 
 @check("build", "model", fast=True)
