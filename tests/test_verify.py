@@ -316,6 +316,12 @@ def test_an_unknown_format_name_is_a_usage_error(patched_tree):
     assert "tensorrt" in proc.stderr and "openvino" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_check_of_a_format_left_out_of_formats_is_a_usage_error(patched_tree):
+    proc = verify(patched_tree, "--formats", "onnx", "--check", "export_tflite")
+    assert proc.returncode == 2
+    assert "export_tflite" in proc.stderr and "onnx" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_formats_prove_only_the_chosen_exports_and_the_rest_of_the_gate_runs(patched_tree):
     proc = verify(patched_tree, "--yaml", SMALL_YAMLS[0], "--formats", "onnx", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]

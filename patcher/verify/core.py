@@ -38,8 +38,9 @@ class UnknownFormat(Exception):
     """A ``--formats`` name that is not an export format (exit 2)."""
 
 
-def format_names(formats) -> tuple[str, ...] | None:
-    """The export formats to prove: None (every one) when not given, () for ``none``."""
+def format_names(formats, only=()) -> tuple[str, ...] | None:
+    """The export formats to prove: None (every one) when not given, () for ``none``; each a known format, and
+    none of the ``only`` checks an export check they leave out."""
     if formats is None:
         return None
     names = tuple(n for n in formats if n != "none")
@@ -47,6 +48,11 @@ def format_names(formats) -> tuple[str, ...] | None:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UnknownFormat(f"unknown export format {', '.join(unknown)}; formats: {', '.join(known)}, or none")
+    left_out = [f.check_name for f in exports.FORMATS if f.check_name in only and f.name not in names]
+    if left_out:
+        raise UnknownFormat(
+            f"--check {left_out[0]} asks for a format --formats leaves out ({', '.join(names) or 'none'})"
+        )
     return names
 
 
@@ -122,8 +128,9 @@ def verify(
     patched = load(path)
     roles = bbpatch_roles(patched.tree.package)
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
-    formats = format_names(formats)
-    tasks = planning.plan(models, fast=fast, stock=stock, only=check_names(only), formats=formats)
+    only = check_names(only)
+    formats = format_names(formats, only)
+    tasks = planning.plan(models, fast=fast, stock=stock, only=only, formats=formats)
     results = static_results(patched, allow_untested) + not_installed_results(patched)
     results += backbone_scales_results(models, roles)
     results += exports.missing_runtime_results(formats) if fast else []  # the full gate fails them in the workers

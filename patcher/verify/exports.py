@@ -4,10 +4,10 @@ One check per format (``export_torchscript`` ... ``export_coreml``), run on each
 YAML (scope ``export``), in tasks of their own on the calibrated model that YAML's ``forward_eval`` saved
 (``calibrated_model``): the formats of the verify venv in a main worker, TFLite and CoreML each in worker
 processes of their own venv (``Format.workers``: TFLite two, CoreML one) that export the families in turn
-(one interpreter start per process, not one per family). Each exports the model through ultralytics' own ``Exporter``, loads the file back
-through ultralytics' ``AutoBackend`` (what ``YOLO(path).predict`` runs) and compares its raw output with the
-fused PyTorch model's on the same input, within the format's relative error budget (``Format.budget``,
-measured on this project's machine with margin; see docs/verify.md).
+(one interpreter start per process, not one per family). Each exports the model through ultralytics' own
+``Exporter``, loads the file back through ultralytics' ``AutoBackend`` (what ``YOLO(path).predict`` runs) and
+compares its raw output with the fused PyTorch model's on the same input, within the format's relative error
+budget (``Format.budget``, measured on this project's machine with margin; see docs/verify.md).
 
 - OpenVINO is compared in float32: ultralytics' loader leaves OpenVINO's CPU default, bf16 on CPUs with
   AVX512-BF16, which on untrained calibrated weights is off by up to 0.86 (DFL box decoding) and would hide
