@@ -32,13 +32,6 @@ def usage_error(message: str, as_json: bool = False):
     sys.exit(EXIT_USAGE)
 
 
-def format_names(value):
-    """``--formats``: None (every format) when not given or 'all', else the names ('none': no exports)."""
-    if value is None or value.strip() == "all":
-        return None
-    return split_names([value]) or ["none"]
-
-
 class Progress:
     """A progress bar on stderr, advanced once per finished check; one line per check when stderr is a log."""
 
@@ -116,8 +109,9 @@ def verify_command(path, yamls, fast, as_json, junit, jobs, keep, no_cache, only
     try:
         outcome = verify(
             path, yamls=split_names(yamls), fast=fast, jobs=jobs, workdir=keep, use_cache=not no_cache,
-            only=split_names(only), allow_untested=allow_untested, formats=format_names(formats),
-            on_start=progress.start, on_result=progress.advance,
+            only=split_names(only), allow_untested=allow_untested,
+            formats=None if formats is None else split_names([formats]), on_start=progress.start,
+            on_result=progress.advance,
         )  # fmt: skip
     except (NotPatched, UnknownYaml, UnknownCheck, UnknownFormat, TreeError) as error:
         usage_error(str(error), as_json)

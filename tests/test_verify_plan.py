@@ -32,6 +32,11 @@ def venvs(monkeypatch):
     return set_present
 
 
+def hold_every_head_and_family(names):
+    held = [m for m in models() if m.name in names]
+    return {m.head for m in held} == set(HEADS) and {m.family for m in held} == set(FAMILIES)
+
+
 def by_id(tasks):
     return {t.id: t for t in tasks}
 
@@ -91,16 +96,13 @@ def test_onnx_samples_with_the_exported_representatives_cover_every_head_and_fam
     chosen = plan.representatives(models())
     sampled = {t.subject for t in tasks if "onnx" in t.checks}
     assert not sampled & {m.name for m in chosen}  # their export_onnx already exports them
-    covered = [m for m in models() if m.name in sampled] + chosen
-    assert {m.head for m in covered} == set(HEADS)
-    assert {m.family for m in covered} == set(FAMILIES)
+    assert hold_every_head_and_family(sampled | {m.name for m in chosen})
 
 
 def test_onnx_samples_cover_every_family_themselves_when_the_export_matrix_is_not_run(venvs):
     venvs(True)
     tasks = plan.plan(models(), only=["onnx"])
-    sampled = [m for m in models() if m.name in {t.subject for t in tasks if "onnx" in t.checks}]
-    assert {m.head for m in sampled} == set(HEADS) and {m.family for m in sampled} == set(FAMILIES)
+    assert hold_every_head_and_family({t.subject for t in tasks if "onnx" in t.checks})
     assert not any(c.startswith("export_") or c == "train" for t in tasks for c in t.checks)
     assert not any(t.inputs.get("keep_model") for t in tasks)  # nothing exports: nothing saved
 
@@ -138,8 +140,7 @@ def test_every_yaml_runs_the_model_checks_and_a_covering_few_the_slower_ones(ven
     covering = checks_of(tasks, "fuse")
     assert checks_of(tasks, "gflops") == checks_of(tasks, "gflops_full") == covering
     assert len(covering) < len(everyone)
-    held = [m for m in models() if m.name in covering]
-    assert {m.head for m in held} == set(HEADS) and {m.family for m in held} == set(FAMILIES)
+    assert hold_every_head_and_family(covering)
     assert {m.name for m in plan.representatives(models())} <= covering
 
 
@@ -151,8 +152,7 @@ def test_formats_limit_the_export_matrix_and_the_onnx_samples(venvs):
     assert {t.pool for t in tasks if "export_tflite" in t.checks} == {"tflite"}
     assert not {t.pool for t in tasks} & {"coreml"}  # an unselected venv format starts no worker
     assert not checks_of(tasks, "onnx")  # ONNX is not a chosen format: no ONNX samples either
-    held = [m for m in models() if m.name in checks_of(tasks, "fuse")]
-    assert {m.head for m in held} == set(HEADS) and {m.family for m in held} == set(FAMILIES)
+    assert hold_every_head_and_family(checks_of(tasks, "fuse"))
 
 
 def test_no_formats_plans_no_export_and_saves_no_model(venvs):

@@ -237,6 +237,21 @@ RANDOM_DRAWS = ("normal_", "uniform_")  # the tensor methods timm's own initiali
 
 
 @contextlib.contextmanager
+def replaced(owner, name, value):
+    """``owner.name`` is ``value`` inside the block, then what it was (an inherited attribute: inherited again)."""
+    own = vars(owner)
+    had, saved = name in own, own.get(name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(owner, name, saved)
+        else:
+            delattr(owner, name)
+
+
+@contextlib.contextmanager
 def fast_build():
     """For ``verify --fast``, whose only check is the build: construction without work no check looks at.
 
@@ -254,25 +269,14 @@ def fast_build():
         with torch.no_grad():
             return tensor.zero_()
 
-    saved = {name: getattr(torch.nn.init, name) for name in RANDOM_FILLS}
-    draws = {name: vars(torch.Tensor).get(name) for name in RANDOM_DRAWS}  # None: inherited from TensorBase
-    for name in saved:
-        setattr(torch.nn.init, name, zeros)
-    for name in draws:
-        setattr(torch.Tensor, name, zeros)
-    conv2d, F.conv2d = F.conv2d, shape_only_conv2d(F.conv2d)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        F.conv2d = conv2d
-        for name, fill in saved.items():
-            setattr(torch.nn.init, name, fill)
-        for name, draw in draws.items():
-            if draw is None:
-                delattr(torch.Tensor, name)
-            else:
-                setattr(torch.Tensor, name, draw)
+    with contextlib.ExitStack() as stack:
+        for name in RANDOM_FILLS:
+            stack.enter_context(replaced(torch.nn.init, name, zeros))
+        for name in RANDOM_DRAWS:
+            stack.enter_context(replaced(torch.Tensor, name, zeros))
+        stack.enter_context(replaced(F, "conv2d", shape_only_conv2d(F.conv2d)))
+        stack.enter_context(torch.no_grad())
+        yield
 
 
 @check("build", "model", fast=True)

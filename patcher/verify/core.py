@@ -39,9 +39,9 @@ class UnknownFormat(Exception):
 
 
 def format_names(formats, only=()) -> tuple[str, ...] | None:
-    """The export formats to prove: None (every one) when not given, () for ``none``; each a known format, and
-    none of the ``only`` checks an export check they leave out."""
-    if formats is None:
+    """The export formats to prove: None (every one) when not given or ``all``, () for ``none``; each a known
+    format, and none of the ``only`` checks an export check they leave out."""
+    if formats is None or list(formats) == ["all"]:
         return None
     names = tuple(n for n in formats if n != "none")
     known = [f.name for f in exports.FORMATS]
@@ -202,6 +202,6 @@ def run_tasks(patched: PatchedTree, tasks, scratch: Path, jobs: int, on_result) 
     pythons = {f.name: exports.isolated_python(f) for f in exports.FORMATS if f.name in trees}
     workers = {f.name: min(f.workers, jobs) for f in exports.FORMATS if f.name in trees}
     prepare = (lambda: write_dataset(data.parent)) if needs_data else None
-    runner = Runner(tasks, trees, env, scratch, data, jobs, on_result, pythons=pythons, prepare=prepare)
-    runner.pool_sizes.update(workers)
-    return runner.run()
+    return Runner(
+        tasks, trees, env, scratch, data, jobs, on_result, pythons=pythons, prepare=prepare, pool_sizes=workers
+    ).run()

@@ -93,13 +93,14 @@ BY_NAME = {f.name: f for f in FORMATS}
 # ---------------------------------------------------------------- runtimes (no torch)
 
 
-def missing_modules(fmt: Format, importing: bool = False) -> list[str]:
+def missing_modules(fmt: Format, importing: bool = False, in_venv: bool = False) -> list[str]:
     """The modules ``fmt`` needs that the interpreter running it lacks.
 
     Found without importing (the orchestrator stays torch-free), or, with ``importing``, by importing
-    them (a worker: a module that is there but fails to import is missing too).
+    them (a worker: a module that is there but fails to import is missing too). A venv format is looked
+    for in its venv, unless ``in_venv``: this interpreter is that venv's.
     """
-    if fmt.venv:
+    if fmt.venv and not in_venv:
         return [] if isolated_python(fmt) else list(fmt.modules)
     return [name for name in fmt.modules if not (importable(name) if importing else importlib.util.find_spec(name))]
 
@@ -124,8 +125,8 @@ def isolated_python(fmt: Format) -> str | None:
     return None
 
 
-def missing_hint(fmt: Format, importing: bool = False) -> str:
-    missing = missing_modules(fmt, importing)
+def missing_hint(fmt: Format, importing: bool = False, in_venv: bool = False) -> str:
+    missing = missing_modules(fmt, importing, in_venv)
     return f"{', '.join(missing)} not installed: {fmt.install}" if missing else ""
 
 
@@ -304,11 +305,7 @@ def calibrated_model(ctx):
 
 def prepare(ctx, fmt: Format):
     """Fail on a missing runtime, skip on a release without the exporter; the fused reference, computed once."""
-    if in_own_venv(ctx):
-        missing = [name for name in fmt.modules if not importable(name)]
-        hint = f"{', '.join(missing)} not installed: {fmt.install}" if missing else ""
-    else:
-        hint = missing_hint(fmt, importing=True)
+    hint = missing_hint(fmt, importing=True, in_venv=in_own_venv(ctx))
     if hint:
         raise AssertionError(hint)
     reason = unsupported_reason(fmt)

@@ -142,13 +142,14 @@ class Zygote:
 
 class Runner:
     def __init__(
-        self, tasks, trees, env, workdir, data, jobs, on_result=None, timeout=TASK_TIMEOUT, pythons=None, prepare=None
-    ):
+        self, tasks, trees, env, workdir, data, jobs, on_result=None, timeout=TASK_TIMEOUT, pythons=None, prepare=None,
+        pool_sizes=None,
+    ):  # fmt: skip
         self.prepare = prepare  # called once the workers are starting, before the first task is sent
         self.pending = list(tasks)
         self.trees, self.env, self.workdir, self.data = trees, env, workdir, data
         self.pythons = pythons or {}  # pool -> the interpreter of its workers, when not this one (another venv)
-        self.pool_sizes = {MAIN: jobs}  # pool -> its most workers (others: one)
+        self.pool_sizes = {MAIN: jobs, **(pool_sizes or {})}  # pool -> its most workers (others: one)
         self.jobs, self.timeout = jobs, timeout
         self.on_result = on_result or (lambda result: None)
         self.events = queue.Queue()
