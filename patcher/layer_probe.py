@@ -4,11 +4,12 @@ Run by ``bbpatch yaml`` (``bbpatch.strides.measure``) as ``python -c <this file'
 working directory, first on ``sys.path``, is the tree's root, so ``import ultralytics`` is that tree's package,
 fork modules included. It imports nothing from bbpatch. The request comes on stdin as JSON::
 
-    {"package": "/abs/ultralytics", "model": {...model dict, backbone layers only...}, "sizes": [256, 384]}
+    {"package": "/abs/ultralytics", "models": [{...model dict, backbone layers only...}], "sizes": [256, 384]}
 
-and the answer is one line, ``MARKER`` then JSON: ``{"maps": {size: [[h, w] or "what it is", ...]}}`` per input
-size and layer, or ``{"error": ..., "layer": index or null}``. Layers are built by the tree's ``parse_model``
-and run the way ``BaseModel._predict_once`` routes ``f``, on a zero image, in eval mode.
+and the answer is one line, ``MARKER`` then JSON: ``{"answers": [...]}``, per model either
+``{"maps": {size: [[h, w] or "what it is", ...]}}`` (per input size and layer) or ``{"error": ..., "layer":
+index or null}``; or ``{"error": ...}`` alone when the tree cannot be imported. Layers are built by the tree's
+``parse_model`` and run the way ``BaseModel._predict_once`` routes ``f``, on a zero image, in eval mode.
 """
 
 import copy
@@ -73,28 +74,31 @@ class LayerError(Exception):
         self.index = index
 
 
+def measure(torch, tasks, model, sizes):
+    try:
+        layers = build(tasks, model, len(model["backbone"]))
+    except Exception as error:
+        index = first_unbuildable(tasks, model)
+        return dict(error=f"the tree's parse_model cannot build it: {last_line(error)}", layer=index)
+    layers.eval()
+    try:
+        with torch.no_grad():
+            return dict(maps={size: run(torch, layers, model.get("ch", 3), size) for size in sizes})
+    except LayerError as error:
+        return dict(error=str(error), layer=error.index)
+
+
 def main():
     request = json.loads(sys.stdin.read())
     try:
         import torch
         from ultralytics.nn import tasks
     except Exception as error:
-        return reply(error=f"cannot import the tree's ultralytics: {last_line(error)}", layer=None)
+        return reply(error=f"cannot import the tree's ultralytics: {last_line(error)}")
     if not tasks.__file__.startswith(request["package"]):
-        return reply(error=f"imported ultralytics from {tasks.__file__}, not from the tree", layer=None)
-    model = request["model"]
-    try:
-        layers = build(tasks, model, len(model["backbone"]))
-    except Exception as error:
-        index = first_unbuildable(tasks, model)
-        return reply(error=f"the tree's parse_model cannot build it: {last_line(error)}", layer=index)
-    layers.eval()
-    try:
-        with torch.no_grad():
-            maps = {size: run(torch, layers, model.get("ch", 3), size) for size in request["sizes"]}
-    except LayerError as error:
-        return reply(error=str(error), layer=error.index)
-    reply(maps=maps)
+        return reply(error=f"imported ultralytics from {tasks.__file__}, not from the tree")
+    torch.set_num_threads(1)  # tiny inputs: threads cost more than they give
+    reply(answers=[measure(torch, tasks, model, request["sizes"]) for model in request["models"]])
 
 
 if __name__ == "__main__":

@@ -41,7 +41,11 @@ PROBE_TIMEOUT_S = 300
 class Unsure:
     """A layer whose stride the measurement could not pin down, and why."""
 
-    reason: str
+    layer: str  # 'layer 2 (nn.AvgPool2d)'
+    why: str  # 'maps a 256x256 image to 21x21, not a whole stride'
+
+    def __str__(self):
+        return f"{self.layer} {self.why}"
 
 
 class StrideError(ValueError):
@@ -115,51 +119,67 @@ def strides_from_maps(maps, layers):
 
 def _one_stride(seen, name):
     ratios = set()
-    for size, shape in seen:
+    for size, shape in sorted(seen, key=str):
         if isinstance(shape, str):
-            return Unsure(f"{name} outputs {shape}")
+            return Unsure(name, f"outputs {shape}")
         for side in shape:
             if side < 1 or size % side:
-                return Unsure(f"{name} maps a {size}x{size} image to {shape[0]}x{shape[1]}: not a whole stride")
+                return Unsure(name, f"maps a {size}x{size} image to {shape[0]}x{shape[1]}, not a whole stride")
             ratios.add(size // side)
     if len(ratios) > 1:
-        return Unsure(f"{name} has no single stride (measured {sorted(ratios)} at input sizes {PROBE_SIZES})")
+        return Unsure(name, f"has no single stride (measured {sorted(ratios)} at input sizes {PROBE_SIZES})")
     stride = ratios.pop()
     if stride & (stride - 1):
-        return Unsure(f"{name} has stride {stride}, not a power of two")
+        return Unsure(name, f"has stride {stride}, not a power of two")
     return stride
 
 
 def measure(package, model, yaml_file):
     """Strides of ``model``'s backbone layers, built and run in the ultralytics ``package`` (a subprocess)."""
-    layers = model["backbone"]
-    request = dict(package=str(package), model={**model, "head": []}, sizes=list(PROBE_SIZES))
+    result = measure_all(package, [(model, yaml_file)])[0]
+    if isinstance(result, StrideError):
+        raise result
+    return result
+
+
+def measure_all(package, models):
+    """:func:`measure` for many ``(model, yaml_file)`` in one subprocess: per model, strides or a StrideError."""
+    request = dict(package=str(package), models=[{**m, "head": []} for m, _ in models], sizes=list(PROBE_SIZES))
     root = Path(package).parent
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     script = (Path(__file__).parent / "layer_probe.py").read_text(encoding="utf-8")
+    files = ", ".join(str(f) for _, f in models)
+    try:
+        data = json.dumps(request)
+    except (TypeError, ValueError):
+        raise StrideError(f"{files}: a value in it is not plain YAML data; cannot measure its layers") from None
     try:
         result = subprocess.run(
             [sys.executable, "-c", script],
-            input=json.dumps(request),
+            input=data,
             cwd=root,
             env=env,
             capture_output=True,
             text=True,
-            timeout=PROBE_TIMEOUT_S,
+            timeout=PROBE_TIMEOUT_S * len(models),
         )
     except subprocess.TimeoutExpired:
-        raise StrideError(f"{yaml_file}: measuring its layers in {package} took over {PROBE_TIMEOUT_S} s") from None
+        raise StrideError(f"{files}: measuring its layers in {package} took too long") from None
     answer = _answer(result.stdout)
-    if answer is None:
-        last = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
-        raise StrideError(f"{yaml_file}: measuring its layers in {package} failed: {last}")
+    if answer is None or "error" in answer:
+        last = answer["error"] if answer else (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        raise StrideError(f"{files}: measuring its layers in {package} failed: {last}")
+    return [_strides(a, m["backbone"], f, package) for a, (m, f) in zip(answer["answers"], models)]
+
+
+def _strides(answer, layers, yaml_file, package):
     if "error" in answer:
         where = "" if answer.get("layer") is None else _layer_name(layers, answer["layer"]) + ": "
-        raise StrideError(f"{yaml_file}: {where}{answer['error']} (measured in {package})")
+        return StrideError(f"{yaml_file}: {where}{answer['error']} (measured in {package})")
     maps = [(int(size), sizes) for size, sizes in answer["maps"].items()]
     if any(len(sizes) != len(layers) for _, sizes in maps):
-        raise StrideError(f"{yaml_file}: the measurement in {package} returned a map size per layer, but not for all")
+        return StrideError(f"{yaml_file}: the measurement in {package} lacks a map size for some layers")
     return strides_from_maps(maps, layers)
 
 

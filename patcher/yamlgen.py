@@ -104,7 +104,10 @@ def swap_backbone(model, new_backbone, old_strides=None):
             return old_index + shift
         stride = old_strides[old_index]
         if isinstance(stride, strides.Unsure):
-            raise strides.StrideError(f"the model reads {stride.reason}: bbpatch cannot tell which map to give it")
+            raise strides.StrideError(
+                f"{stride.layer}, which the model reads, {stride.why}: bbpatch cannot tell which map of the new "
+                "backbone to give it"
+            )
         if stride not in new_index_of:
             have = ", ".join(str(s) for s in new_strides if s is not None)
             name = f"layer {old_index} ({old[old_index][2]})" if keep == replaced else f"layer {old_index}"
