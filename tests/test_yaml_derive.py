@@ -376,6 +376,8 @@ def test_fork_modules_in_no_table_are_measured_and_heads_reading_p1_and_p2_get_t
     derived = yaml.safe_load(yamlgen.derive(str(forks / "forkp1.yaml"), "MobileNetV4ConvSmall"))  # tree: its own
     assert derived["backbone"][0] == [-1, 1, "MobileNetV4ConvSmall", [False, [1, 2, 3, 4, 5]]]
     assert [row[0] for row in derived["head"][:5]] == [0, 1, 2, 5, [6, 7, 8, 3, 9]]  # P1, P2, P3, SPPF; P4 = 3
+    by_name = yamlgen.derive("forkp1.yaml", "MobileNetV4ConvSmall", tree=str(fork_tree))  # --tree resolves names
+    assert yaml.safe_load(by_name) == derived
     derived_p2 = yaml.safe_load(yamlgen.derive(str(forks / "forkp2.yaml"), "timm:resnet18", tree=str(fork_tree)))
     assert derived_p2["backbone"][0] == [-1, 1, "TimmBackbone", ["resnet18"]]  # P2-P5 only: the default levels
 
@@ -494,3 +496,18 @@ def test_strides_that_cannot_be_measured_are_refused_naming_file_and_layer(fork_
     p1_fork = fork_tree / "ultralytics" / "cfg" / "models" / "fork" / "forkp1.yaml"
     for backbone in ("FasterNet", "fasternet"):  # no stride-2 map in any variant
         assert_refused(yaml_cli("--base", str(p1_fork), "--backbone", backbone), "forkp1.yaml", "stride-2 map (P1)")
+
+
+def test_whole_backbones_return_p1_in_slot_0_with_out_levels_from_1():
+    import torch
+
+    from bbpatch.modules import timm_backbones
+
+    backbone = timm_backbones.MobileNetV4ConvSmall(False, [1, 2, 3, 4, 5])  # as a derived YAML writes it
+    maps = backbone(torch.zeros(1, 3, 64, 64))
+    assert backbone.channels == [catalog.TIMM_P1_CHANNELS["mobilenetv4_conv_small"], 32, 64, 96, 960]
+    assert [m.shape[1] for m in maps] == backbone.channels and [64 // m.shape[-1] for m in maps] == [2, 4, 8, 16, 32]
+    with pytest.raises(ValueError, match="no map at stride 2"):
+        timm_backbones.FasterNetT0(False, [1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match="suffix"):
+        timm_backbones.MobileNetV4ConvSmall(False, [1, 3, 4, 5])
