@@ -35,7 +35,13 @@ def pretrained_arg(value):
     help="The ultralytics tree that finds a stock BASE name and measures its layers' strides (a fork's checkout); "
     "default: the tree holding --base when it is a file in one, else ./ultralytics or the installed package.",
 )
-def yaml_command(base, backbone, pretrained, output, tree):
+@click.option(
+    "--adapt-channels",
+    is_flag=True,
+    help="Add 1x1 Convs after the backbone that give the head the stock backbone's channels, for heads that "
+    "assume them (YOLOv13's HyperACE); measured in the tree.",
+)
+def yaml_command(base, backbone, pretrained, output, tree, adapt_channels):
     """Derive a model YAML from BASE with its backbone replaced by BACKBONE (layer 0, head renumbered).
 
     Each replaced layer's stride comes from a table of stock modules, or is measured by building the layers
@@ -45,7 +51,7 @@ def yaml_command(base, backbone, pretrained, output, tree):
     if output is not None and Path(base).is_file() and output.resolve() == Path(base).resolve():
         bad_input(f"{output}: that is the base YAML; write the derived one to another file")
     try:
-        text = yamlgen.derive(base, backbone, args, tree)
+        text = yamlgen.derive(base, backbone, args, tree, adapt_channels)
     except (KeyError, ValueError, TreeError) as error:
         bad_input(error.args[0] if error.args else error)
     if output is None:

@@ -7,7 +7,7 @@ fork modules included. It imports nothing from bbpatch. The request comes on std
     {"package": "/abs/ultralytics", "models": [{...model dict, backbone layers only...}], "sizes": [256, 384]}
 
 and the answer is one line, ``MARKER`` then JSON: ``{"answers": [...]}``, per model either
-``{"maps": {size: [[h, w] or "what it is", ...]}}`` (per input size and layer) or ``{"error": ..., "layer":
+``{"maps": {size: [[h, w, channels] or "what it is", ...]}}`` (per input size and layer) or ``{"error": ..., "layer":
 index or null}``; or ``{"error": ...}`` alone when the tree cannot be imported. Layers are built by the tree's
 ``parse_model`` and run the way ``BaseModel._predict_once`` routes ``f``, on a zero image, in eval mode.
 """
@@ -47,7 +47,7 @@ def first_unbuildable(tasks, model):
 
 def describe(output):
     if hasattr(output, "shape") and len(output.shape) == 4:
-        return [int(output.shape[2]), int(output.shape[3])]
+        return [int(output.shape[2]), int(output.shape[3]), int(output.shape[1])]
     if hasattr(output, "shape"):
         return f"a tensor of shape {list(output.shape)}, not a feature map"
     return f"a {type(output).__name__}, not a feature map"

@@ -122,7 +122,7 @@ def _one_stride(seen, name):
     for size, shape in sorted(seen, key=str):
         if isinstance(shape, str):
             return Unsure(name, f"outputs {shape}")
-        for side in shape:
+        for side in shape[:2]:
             if side < 1 or size % side:
                 return Unsure(name, f"maps a {size}x{size} image to {shape[0]}x{shape[1]}, not a whole stride")
             ratios.add(size // side)
@@ -136,14 +136,20 @@ def _one_stride(seen, name):
 
 def measure(package, model, yaml_file):
     """Strides of ``model``'s backbone layers, built and run in the ultralytics ``package`` (a subprocess)."""
-    result = measure_all(package, [(model, yaml_file)])[0]
+    return measure_layers(package, model, yaml_file)[0]
+
+
+def measure_layers(package, model, yaml_file):
+    """(strides, output channels) of ``model``'s backbone layers (channels None where a layer gives no map)."""
+    result = measure_all(package, [(model, yaml_file)], with_channels=True)[0]
     if isinstance(result, StrideError):
         raise result
     return result
 
 
-def measure_all(package, models):
-    """:func:`measure` for many ``(model, yaml_file)`` in one subprocess: per model, strides or a StrideError."""
+def measure_all(package, models, with_channels=False):
+    """:func:`measure` for many ``(model, yaml_file)`` in one subprocess: per model, strides or a StrideError
+    (``with_channels``: (strides, channels), as :func:`measure_layers`)."""
     request = dict(package=str(package), models=[{**m, "head": []} for m, _ in models], sizes=list(PROBE_SIZES))
     root = Path(package).parent
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
@@ -170,7 +176,15 @@ def measure_all(package, models):
     if answer is None or "error" in answer:
         last = answer["error"] if answer else (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
         raise StrideError(f"{files}: measuring its layers in {package} failed: {last}")
-    return [_strides(a, m["backbone"], f, package) for a, (m, f) in zip(answer["answers"], models)]
+    results = [_strides(a, m["backbone"], f, package) for a, (m, f) in zip(answer["answers"], models)]
+    if with_channels:
+        return [r if isinstance(r, StrideError) else (r, _channels(a)) for r, a in zip(results, answer["answers"])]
+    return results
+
+
+def _channels(answer):
+    first = next(iter(answer["maps"].values()))
+    return [shape[2] if isinstance(shape, list) else None for shape in first]
 
 
 def _strides(answer, layers, yaml_file, package):

@@ -12,6 +12,7 @@ Strides are read statically from the layer arguments, so this module needs neith
 """
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -71,25 +72,33 @@ def reads(layers, first_position):
             yield position, position + x if x < 0 else x
 
 
+def indices_read(model, replaced):
+    """The indices below ``replaced`` that the layers after the replaced ones read."""
+    keep = context_start(model["backbone"])
+    later = model["backbone"][keep:] + model["head"]
+    return sorted({target for _, target in reads(later, replaced) if target < replaced})
+
+
 def strides_read(model, old_strides):
     """The strides at which the layers after the replaced ones read them."""
-    keep, replaced = context_start(model["backbone"]), len(old_strides)
-    later = model["backbone"][keep:] + model["head"]
-    return {old_strides[target] for _, target in reads(later, replaced) if target < replaced}
+    return {old_strides[index] for index in indices_read(model, len(old_strides))}
 
 
 def deepest_index_per_stride(by_slot):
     return {s: i for i, s in enumerate(by_slot) if s is not None}
 
 
-def swap_backbone(model, new_backbone, old_strides=None):
+def swap_backbone(model, new_backbone, old_strides=None, read_through=None):
     """A copy of ``model`` whose backbone layers before its closing context layers are ``new_backbone``.
 
     ``old_strides``: the stride of every layer index those layers occupy (measured); by default the table's.
+    ``read_through``: {replaced layer index: new layer index} for reads that go to a given layer of
+    ``new_backbone`` (a channel adapter) instead of its map of the same stride.
     """
     old = model["backbone"]
     keep = context_start(old)
-    if keep < len(old) and old[keep][2] in SAME_CHANNEL_MODULES:  # yolo11-cls: C2PSA straight after the backbone
+    read_through = read_through or {}
+    if keep < len(old) and old[keep][2] in SAME_CHANNEL_MODULES and not read_through:  # yolo11-cls: C2PSA next
         new_backbone = [*new_backbone, [-1, 1, "Conv", [old[keep][3][0], 1, 1]]]
     if old_strides is None:
         old_strides = strides.table_strides(old[:keep])
@@ -102,6 +111,8 @@ def swap_backbone(model, new_backbone, old_strides=None):
     def new_index(old_index):
         if old_index >= replaced:
             return old_index + shift
+        if old_index in read_through:
+            return read_through[old_index]
         stride = old_strides[old_index]
         if isinstance(stride, strides.Unsure):
             raise strides.StrideError(
@@ -144,6 +155,42 @@ def whole_backbone_layer(name, args=(), levels=None):
         return [-1, 1, "TimmBackbone", [name[len("timm:") :], *args]]
     catalog.lookup(name)
     return [-1, 1, name, list(args)]
+
+
+def channel_adapters(model, layer, old_strides, old_channels):
+    """1x1 ``Conv`` layers after the backbone that give every replaced layer the rest of the model reads its
+    stock channels, at every scale: ``([adapter layers], {replaced index: adapter index})``.
+
+    For heads that assume the stock backbone's channels (YOLOv13's HyperACE). An adapter's YAML channels are the
+    replaced layer's first arg, which parse_model scales as it scaled that layer: checked against the channels
+    measured at the first scale, else refused.
+    """
+    slot_of = deepest_index_per_stride(strides.table_strides([layer]))
+    width, max_channels = scale_factors(model)
+    adapters, read_through = [], {}
+    for index in indices_read(model, len(old_strides)):
+        module, layer_args = model["backbone"][index][2], model["backbone"][index][3]
+        stock = layer_args[0] if layer_args and type(layer_args[0]) is int else None
+        measured = old_channels[index]
+        if stock is None or measured != math.ceil(min(stock, max_channels) * width / 8) * 8:
+            raise ValueError(
+                f"cannot adapt channels to layer {index} ({module}): its {measured} channels are not its first arg "
+                "scaled like a Conv's; derive without --adapt-channels"
+            )
+        if old_strides[index] not in slot_of:
+            break  # swap_backbone says which stride the new backbone lacks
+        read_through[index] = strides.WHOLE_BACKBONE_SLOTS + len(adapters)
+        adapters.append([slot_of[old_strides[index]], 1, "Conv", [stock, 1, 1]])
+    return adapters, read_through
+
+
+def scale_factors(model):
+    """(width multiple, max channels) of the scale ultralytics builds first, as parse_model reads them."""
+    scales = model.get("scales") or {}
+    if scales:
+        row = next(iter(scales.values()))
+        return row[1], row[2]
+    return model.get("width_multiple", 1.0), float("inf")
 
 
 class NoStride2Map(ValueError):
@@ -194,6 +241,8 @@ def layer_line(layer, index, stride, previous_stride):
     f, n, module, args = layer
     if is_whole_backbone(module):
         note = "0-4: backbone maps, " + level_slots(module, args, with_strides=True)
+    elif stride is not None and isinstance(f, int) and f >= 0:  # reads one map of a whole backbone (an adapter)
+        note = f"{index}: reads P{stride.bit_length() - 1}/{stride}"
     elif stride is not None and previous_stride is not None and stride > previous_stride:
         note = f"{index}-P{stride.bit_length() - 1}/{stride}"
     else:
@@ -275,12 +324,13 @@ def backbone_scales(template, family):
     return {scale: variants[scale] for scale in scales if scale in variants} if len(scales) > 1 else {}
 
 
-def with_whole_backbone(model, name, variants, args=(), old_strides=None):
+def with_whole_backbone(model, name, variants, args=(), old_strides=None, old_channels=None):
     """``model`` with layer 0 the backbone ``name``; with ``variants``, their first one, and ``backbone_scales``
     (right after ``scales``) naming the variant of every scale.
 
     ``old_strides`` (by default the table's) are the replaced layers' strides; where the model reads a stride-2
     map, the backbone returns P1 too (out_levels from 1), or :class:`NoStride2Map` says it has none.
+    ``old_channels`` (measured at the first scale): adapt channels, see :func:`channel_adapters`.
     """
     if old_strides is None:
         old_strides = strides.table_strides(model["backbone"][: context_start(model["backbone"])])
@@ -289,7 +339,10 @@ def with_whole_backbone(model, name, variants, args=(), old_strides=None):
         check_stride2_maps([name, *variants.values()])
         levels = LEVELS_FROM_P1
     layer = whole_backbone_layer(next(iter(variants.values()), name), args, levels)
-    swapped = swap_backbone(model, [layer], old_strides)
+    adapters, read_through = [], None
+    if old_channels is not None:
+        adapters, read_through = channel_adapters(model, layer, old_strides, old_channels)
+    swapped = swap_backbone(model, [layer, *adapters], old_strides, read_through)
     if not variants:
         return swapped
     out = {}
@@ -348,24 +401,27 @@ def find_base(base, tree=None):
     return found.path, found.scale
 
 
-def backbone_strides(model, base):
-    """Strides of the layers a new backbone replaces: the table's where it knows every module, else measured."""
+def backbone_strides(model, base, with_channels=False):
+    """Strides of the layers a new backbone replaces: the table's where it knows every module, else measured
+    (``with_channels``: always measured, and (strides, channels))."""
     layers = model["backbone"][: context_start(model["backbone"])]
     known = strides.table_strides(layers)
-    if known is not None:
+    if known is not None and not with_channels:
         return known
     tree = base.tree()
     scale = next(iter(model.get("scales") or {}), None)
     probe = {**model, "backbone": layers, **({"scale": scale} if scale else {})}
-    return strides.measure(tree.package, probe, base.path)
+    measured = strides.measure_layers(tree.package, probe, base.path)
+    return measured if with_channels else measured[0]
 
 
-def derive(base, backbone, args=(), tree=None):
+def derive(base, backbone, args=(), tree=None, adapt_channels=False):
     """YAML text of the model YAML ``base`` with its backbone replaced by ``backbone`` (layer 0).
 
     ``backbone`` is a catalog name, ``timm:<model>``, or a family (``fasternet``...): then the variant follows
     the scale letter as in the shipped YAMLs (a ``backbone_scales`` key). ``tree``: the ultralytics tree that
     resolves a stock name and measures layers the stride table does not know (see :mod:`bbpatch.base_model`).
+    ``adapt_channels``: 1x1 Conv adapters give the head the stock backbone's channels (:func:`channel_adapters`).
     Every error is a ValueError, KeyError or TreeError naming the file; nothing is derived from a guess.
     """
     located = base_model.locate(base, tree)
@@ -376,7 +432,11 @@ def derive(base, backbone, args=(), tree=None):
         stock["scales"] = {scale: scales[scale], **scales}
     variants = family_variants(stock, backbone, args)
     try:
-        model = with_whole_backbone(stock, backbone, variants, args, backbone_strides(stock, located))
+        if adapt_channels:
+            old_strides, old_channels = backbone_strides(stock, located, with_channels=True)
+        else:
+            old_strides, old_channels = backbone_strides(stock, located), None
+        model = with_whole_backbone(stock, backbone, variants, args, old_strides, old_channels)
     except (ValueError, KeyError) as error:
         message = str(error.args[0]) if error.args else str(error)
         raise type(error)(message if message.startswith(str(path)) else f"{path}: {message}") from None
@@ -391,6 +451,8 @@ def derive(base, backbone, args=(), tree=None):
         f"{path.name} with its backbone replaced by {source}; derived by `bbpatch yaml`.",
         f"Layer 0 is the backbone: its maps fill layers 0-4 ({level_slots(module, layer_args)}).",
     ]
+    if adapt_channels:
+        header.append("Layers 5 on are 1x1 Convs giving the head the stock backbone's channels (--adapt-channels).")
     if scale in scales:
         header.append(f"Scale {scale!r} comes first in 'scales': it is the default when the file name has none.")
     return dump(model, header)

@@ -200,6 +200,20 @@ class HaarPool(nn.Module):
         return torch.nn.functional.avg_pool2d(x, 2)
 
 
+class ScaleFuse(nn.Module):
+    """Like YOLOv13's HyperACE: P3 pooled, P4, P5 upsampled, concatenated, assuming the stock channel ratio
+    (P3 = P4 = P5 / 2 = c1, c1 from the middle input): a head that does not take any backbone's channels."""
+
+    def __init__(self, c1, c2):
+        super().__init__()
+        self.conv = Conv(4 * c1, c2, 1)
+
+    def forward(self, x):
+        p3, p4, p5 = x
+        up = torch.nn.functional.interpolate(p5, scale_factor=2.0)
+        return self.conv(torch.cat([torch.nn.functional.avg_pool2d(p3, 2), p4, up], 1))
+
+
 class Broken(nn.Module):
     """Builds, then fails in forward (a measurement that cannot finish)."""
 
@@ -278,6 +292,36 @@ head:
   - [[17, 20, 23, 26], 1, Detect, [nc]]
 """
 
+FORK_FUSE = """
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+  s: [0.33, 0.50, 1024]
+  l: [1.00, 1.00, 512]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]] # 0-P1/2
+  - [-1, 1, SepDown, [128, 2]] # 1-P2/4
+  - [-1, 2, C2f, [128, True]]
+  - [-1, 1, SepDown, [256, 2]] # 3-P3/8
+  - [-1, 2, C2f, [256, True]] # 4
+  - [-1, 1, SepDown, [256, 2]] # 5-P4/16
+  - [-1, 2, C2f, [256, True]] # 6
+  - [-1, 1, SepDown, [512, 2]] # 7-P5/32
+  - [-1, 2, C2f, [512, True]] # 8
+head:
+  - [[4, 6, 8], 1, ScaleFuse, [256]] # 9 (P4)
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 4], 1, Concat, [1]]
+  - [-1, 1, C2f, [128]] # 12 (P3)
+  - [-1, 1, Conv, [128, 3, 2]]
+  - [[-1, 9], 1, Concat, [1]]
+  - [-1, 1, C2f, [256]] # 15 (P4)
+  - [-1, 1, Conv, [256, 3, 2]]
+  - [[-1, 8], 1, Concat, [1]]
+  - [-1, 1, C2f, [512]] # 18 (P5)
+  - [[12, 15, 18], 1, Detect, [nc]]
+"""
+
 
 def fork_like_tree(root):
     """A copy of the installed ultralytics with FORK_MODULES wired in as a fork does (tasks.py imports them,
@@ -289,13 +333,16 @@ def fork_like_tree(root):
     imports = "from ultralytics.nn.modules import (\n"
     modules = "    base_modules = frozenset(\n        {\n"
     assert imports in source and modules in source  # the fork-like edit fits this release
-    source = source.replace(
-        imports, "from ultralytics.nn.modules.forklike import Broken, HaarPool, SepDown, Stem4\n" + imports, 1
-    )
-    tasks.write_text(source.replace(modules, modules + "            SepDown,\n            Stem4,\n", 1))
+    fork_imports = "from ultralytics.nn.modules.forklike import Broken, HaarPool, ScaleFuse, SepDown, Stem4\n"
+    source = source.replace(imports, fork_imports + imports, 1)
+    source = source.replace(modules, modules + "            SepDown,\n            Stem4,\n", 1)
+    branch = "        elif m is CBFuse:\n"  # a fork's own parse_model branch, as YOLOv13 has one for HyperACE
+    assert branch in source
+    fuse = "        elif m is ScaleFuse:\n            c2 = args[0]\n            args = [ch[f[1]], c2]\n"
+    tasks.write_text(source.replace(branch, fuse + branch, 1))
     forks = package / "cfg" / "models" / "fork"
     forks.mkdir()
-    for name, text in {"forkp1.yaml": FORK_P1, "forkp2.yaml": FORK_P2}.items():
+    for name, text in {"forkp1.yaml": FORK_P1, "forkp2.yaml": FORK_P2, "forkfuse.yaml": FORK_FUSE}.items():
         (forks / name).write_text(text)
     return root
 
@@ -511,3 +558,51 @@ def test_whole_backbones_return_p1_in_slot_0_with_out_levels_from_1():
         timm_backbones.FasterNetT0(False, [1, 2, 3, 4, 5])
     with pytest.raises(ValueError, match="suffix"):
         timm_backbones.MobileNetV4ConvSmall(False, [1, 3, 4, 5])
+
+
+ADAPTED_BUILDS = """
+import json, torch
+from ultralytics import YOLO
+out = {}
+for name, path in PATHS.items():
+    try:
+        model = YOLO(path).model.eval()
+        out[name] = [m.type for m in model.model[:8]]
+    except Exception as error:
+        out[name] = type(error).__name__ + ": " + str(error).splitlines()[0]
+print(json.dumps(out))
+"""
+
+
+def test_adapt_channels_gives_a_head_that_assumes_stock_channels_those_channels(fork_tree, tmp_path):
+    base = fork_tree / "ultralytics" / "cfg" / "models" / "fork" / "forkfuse.yaml"
+    plain = yamlgen.derive(str(base), "MobileNetV4ConvSmall")
+    adapted = yaml.safe_load(yamlgen.derive(str(base), "MobileNetV4ConvSmall", adapt_channels=True))
+    assert adapted["backbone"] == [
+        [-1, 1, "MobileNetV4ConvSmall", []],
+        [2, 1, "Conv", [256, 1, 1]],  # P3, the channels of stock layer 4 at every scale
+        [3, 1, "Conv", [256, 1, 1]],  # P4 (layer 6)
+        [4, 1, "Conv", [512, 1, 1]],  # P5 (layer 8)
+    ]
+    assert adapted["head"][0][0] == [5, 6, 7] and adapted["head"][2][0] == [-1, 5]  # every read goes through one
+    paths = {}
+    for scale in "nsl":  # the adapters follow the scale as the stock layers do (l: max_channels 512)
+        paths[f"adapted-{scale}"] = tmp_path / f"yolov8{scale}-forkfuse-adapted.yaml"
+        paths[f"adapted-{scale}"].write_text(yaml.safe_dump(adapted))
+    paths["plain"] = tmp_path / "yolov8n-forkfuse-plain.yaml"
+    paths["plain"].write_text(plain)
+    built = run_json(fork_tree, ADAPTED_BUILDS.replace("PATHS", repr({k: str(v) for k, v in paths.items()})))
+    assert "channels" in built["plain"]  # wired right, but ScaleFuse gets MobileNetV4's channels
+    for scale in "nsl":
+        assert built[f"adapted-{scale}"][:4] == ["MobileNetV4ConvSmall", *["ultralytics.nn.modules.conv.Conv"] * 3]
+    results = head_strides(fork_tree, {"fuse": ((str(base), 9), (str(paths["adapted-n"]), 4))})
+    stock, new = results["fuse"]
+    assert len(stock) == len(new) == 11 and [s for _, s in new] == [s for _, s in stock]
+    pooled = tmp_path / "pooled.yaml"  # the head reads a layer whose channels are not its first arg
+    pooled.write_text(
+        "nc: 2\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, SepDown, [32, 2]]\n  - [-1, 1, HaarPool, []]\n"
+        "  - [-1, 1, SepDown, [64, 2]]\nhead:\n  - [[2, 3], 1, Concat, [1]]\n"
+    )
+    refused = yaml_cli("--base", str(pooled), "--backbone", "MobileNetV4ConvSmall", "--tree", str(fork_tree),
+                       "--adapt-channels")  # fmt: skip
+    assert_refused(refused, "pooled.yaml", "cannot adapt channels to layer 2 (HaarPool)")
