@@ -80,6 +80,11 @@ def read_model(path: Path) -> dict:
         raise BadBase(f"{path}: not a model YAML (no 'backbone' list of layers)")
     if not isinstance(model.get("head"), list):
         raise BadBase(f"{path}: not a model YAML (no 'head' list of layers)")
+    scales = model.get("scales")
+    if scales is not None and not (
+        isinstance(scales, dict) and all(isinstance(k, str) and isinstance(v, list) for k, v in scales.items())
+    ):
+        raise BadBase(f"{path}: 'scales' is not a map of scale letters to [depth, width, max_channels]")
     rows = model["backbone"] + model["head"]
     for index, row in enumerate(rows):
         problem = layer_problem(row, index)

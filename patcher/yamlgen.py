@@ -2,13 +2,16 @@
 derived from any stock ultralytics YAML (``bbpatch yaml``).
 
 Both are one operation, :func:`swap_backbone`: find which backbone layers the rest of the model reads at
-strides 4, 8, 16 and 32, put the new backbone in their place and renumber every later ``from`` index. A
-whole backbone is one layer filling indices 0-4 (P3 = 2, P4 = 3, P5 = 4); a layer-by-layer backbone keeps
-its own numbering. Context layers that close a backbone (SPPF, C2PSA...) stay, right after the new one.
+which stride (2 to 32), put the new backbone in their place and renumber every later ``from`` index to the
+new map of the same stride. A whole backbone is one layer filling indices 0-4 (P1 = 0 when it returns P1,
+P2 = 1, P3 = 2, P4 = 3, P5 = 4); a layer-by-layer backbone keeps its own numbering. Context layers that close a backbone (SPPF, C2PSA...) stay, right after the new one.
 
-Strides are read statically from the layer arguments, so this module needs neither torch nor ultralytics
-(only its YAML files). ``python -m bbpatch.yamlgen [DIR]`` regenerates ``yamls/``; ``python -m bbpatch.yamlgen
---head-templates`` regenerates the head templates of ``STOCK_HEADS`` from the installed release's stock YAMLs.
+The replaced layers' strides come from :mod:`bbpatch.strides`: a table of ultralytics' own modules, or, for
+any other module (a fork's), a measurement in the tree's own ultralytics, run in a subprocess; this module
+imports neither torch nor ultralytics.
+
+``python -m bbpatch.yamlgen [DIR]`` regenerates ``yamls/``; ``python -m bbpatch.yamlgen --head-templates``
+regenerates the head templates of ``STOCK_HEADS`` from the installed release's stock YAMLs.
 """
 
 import json
@@ -169,6 +172,8 @@ def channel_adapters(model, layer, old_strides, old_channels):
     width, max_channels = scale_factors(model)
     adapters, read_through = [], {}
     for index in indices_read(model, len(old_strides)):
+        if isinstance(old_strides[index], strides.Unsure) or old_strides[index] not in slot_of:
+            break  # swap_backbone says why no map of the new backbone can stand in for it
         module, layer_args = model["backbone"][index][2], model["backbone"][index][3]
         stock = layer_args[0] if layer_args and type(layer_args[0]) is int else None
         measured = old_channels[index]
@@ -177,8 +182,6 @@ def channel_adapters(model, layer, old_strides, old_channels):
                 f"cannot adapt channels to layer {index} ({module}): its {measured} channels are not its first arg "
                 "scaled like a Conv's; derive without --adapt-channels"
             )
-        if old_strides[index] not in slot_of:
-            break  # swap_backbone says which stride the new backbone lacks
         read_through[index] = strides.WHOLE_BACKBONE_SLOTS + len(adapters)
         adapters.append([slot_of[old_strides[index]], 1, "Conv", [stock, 1, 1]])
     return adapters, read_through
@@ -187,10 +190,10 @@ def channel_adapters(model, layer, old_strides, old_channels):
 def scale_factors(model):
     """(width multiple, max channels) of the scale ultralytics builds first, as parse_model reads them."""
     scales = model.get("scales") or {}
-    if scales:
-        row = next(iter(scales.values()))
-        return row[1], row[2]
-    return model.get("width_multiple", 1.0), float("inf")
+    factors = next(iter(scales.values()))[1:3] if scales else [model.get("width_multiple", 1.0), float("inf")]
+    if len(factors) < 2 or not all(isinstance(x, (int, float)) and x > 0 for x in factors):
+        raise ValueError(f"no width multiple and max channels in its first scale ({factors}): cannot adapt channels")
+    return tuple(factors)
 
 
 class NoStride2Map(ValueError):
