@@ -14,6 +14,7 @@ index or null}``; or ``{"error": ...}`` alone when the tree cannot be imported. 
 
 import copy
 import json
+import os
 import sys
 import traceback
 
@@ -95,7 +96,7 @@ def main():
         from ultralytics.nn import tasks
     except Exception as error:
         return reply(error=f"cannot import the tree's ultralytics: {last_line(error)}")
-    if not tasks.__file__.startswith(request["package"]):
+    if os.path.realpath(os.path.join(os.path.dirname(tasks.__file__), "..")) != os.path.realpath(request["package"]):
         return reply(error=f"imported ultralytics from {tasks.__file__}, not from the tree")
     torch.set_num_threads(1)  # tiny inputs: threads cost more than they give
     reply(answers=[measure(torch, tasks, model, request["sizes"]) for model in request["models"]])

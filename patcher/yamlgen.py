@@ -4,7 +4,8 @@ derived from any stock ultralytics YAML (``bbpatch yaml``).
 Both are one operation, :func:`swap_backbone`: find which backbone layers the rest of the model reads at
 which stride (2 to 32), put the new backbone in their place and renumber every later ``from`` index to the
 new map of the same stride. A whole backbone is one layer filling indices 0-4 (P1 = 0 when it returns P1,
-P2 = 1, P3 = 2, P4 = 3, P5 = 4); a layer-by-layer backbone keeps its own numbering. Context layers that close a backbone (SPPF, C2PSA...) stay, right after the new one.
+P2 = 1, P3 = 2, P4 = 3, P5 = 4); a layer-by-layer backbone keeps its own numbering. Context layers that
+close a backbone (SPPF, C2PSA...) stay, right after the new one.
 
 The replaced layers' strides come from :mod:`bbpatch.strides`: a table of ultralytics' own modules, or, for
 any other module (a fork's), a measurement in the tree's own ultralytics, run in a subprocess; this module
