@@ -197,6 +197,34 @@ def _strides(answer, layers, yaml_file, package):
     return strides_from_maps(maps, layers)
 
 
+TIMM_REDUCTIONS = """
+import json, sys, timm, torch
+try:
+    with torch.device("meta"):  # structure only: no memory, no weight init
+        model = timm.create_model(sys.argv[1], features_only=True)
+except Exception:
+    model = timm.create_model(sys.argv[1], features_only=True)
+print(json.dumps(model.feature_info.reduction()))
+"""
+
+
+def timm_reductions(model_name):
+    """The strides of a timm model's ``features_only`` maps, from timm in a subprocess (no weights loaded)."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", TIMM_REDUCTIONS, model_name],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise StrideError(f"timm took over {PROBE_TIMEOUT_S} s to describe {model_name!r}") from None
+    if result.returncode:
+        last = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        raise StrideError(f"timm cannot build {model_name!r} as a features_only model: {last}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def _layer_name(layers, index):
     return f"layer {index} ({layers[index][2]})" if 0 <= index < len(layers) else f"layer {index}"
 

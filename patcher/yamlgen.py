@@ -202,9 +202,18 @@ class NoStride2Map(ValueError):
 
 
 def check_stride2_maps(names):
-    """Every backbone in ``names`` has a stride-2 map (catalog names; a timm: model is checked when built)."""
+    """Every backbone in ``names`` has a stride-2 map: catalog names from the catalog, ``timm:`` models from timm's
+    feature_info (a subprocess)."""
     for name in dict.fromkeys(names):
-        if name.startswith("timm:") or name in catalog.FAMILY_SCALES:
+        if name in catalog.FAMILY_SCALES:
+            continue
+        if name.startswith("timm:"):
+            reductions = strides.timm_reductions(name[len("timm:") :])
+            if P1 not in reductions:
+                raise NoStride2Map(
+                    f"the model reads a stride-2 map (P1) and timm's {name[len('timm:') :]} has none: its maps are "
+                    f"at strides {reductions}; pick a timm model with one (resnet18, regnetx_002...)"
+                )
             continue
         entry = catalog.lookup(name)
         if entry.p1_channels is None:
