@@ -103,6 +103,30 @@ TIMM_CHANNELS = {
     "mobilenetv2_140": (32, 48, 136, 448),
 }
 
+# Channels of the stride-2 map (P1, for heads that read it), as timm's feature_info reports them; a model that
+# is missing here has no stride-2 map (FasterNet starts at stride 4). tests/test_backbones.py checks this too.
+TIMM_P1_CHANNELS = {
+    "mobilenetv4_conv_small": 32,
+    "mobilenetv4_conv_small_050": 32,
+    "mobilenetv4_conv_medium": 32,
+    "mobilenetv4_conv_large": 24,
+    "mobilenetv4_hybrid_medium": 32,
+    "mobilenetv4_hybrid_large": 24,
+    "mobilenetv3_small_100": 16,
+    "mobilenetv3_small_075": 16,
+    "mobilenetv3_large_100": 16,
+    "mobileone_s0": 48,
+    "mobileone_s1": 64,
+    "mobileone_s2": 64,
+    "mobileone_s3": 64,
+    "mobileone_s4": 64,
+    "mobilenetv1_100": 64,
+    "mobilenetv1_125": 80,
+    "mobilenetv2_100": 16,
+    "mobilenetv2_050": 8,
+    "mobilenetv2_140": 24,
+}
+
 # Measured: every model above runs at 32x32 (stride-32 maps of 1x1), in eval mode and in train mode at
 # batch 2. tests/test_backbones.py keeps this true; ultralytics' 256 stride probe is well above it.
 MIN_INPUT_SIZE = 32

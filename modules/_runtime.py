@@ -13,7 +13,7 @@ __all__ = [
     "bbpatch_reparameterize",
 ]
 
-BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: a leading None, then strides 4, 8, 16, 32
+BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: strides 2 (or None), 4, 8, 16, 32
 
 
 def bbpatch_role(m):
@@ -74,7 +74,10 @@ def bbpatch_takes_raw_args(m):
 
 
 def bbpatch_save_backbone_outputs(x, y, save):
-    """Spread a backbone's feature list over layer slots 0..4 of ``y``; return the last map as the running ``x``."""
+    """Spread a backbone's feature list over layer slots 0..4 of ``y``; return the last map as the running ``x``.
+
+    Four maps (P2-P5) leave slot 0 empty; five (P1-P5, ``out_levels`` from 1) fill every slot.
+    """
     x = list(x)
     x = [None] * (BACKBONE_SLOTS - len(x)) + x
     y.extend(xi if i in save else None for i, xi in enumerate(x))

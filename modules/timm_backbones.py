@@ -1,4 +1,5 @@
-"""Whole backbones on timm ``features_only`` models: YAML layer 0, returning the maps at strides 4, 8, 16, 32.
+"""Whole backbones on timm ``features_only`` models: YAML layer 0, returning the maps at strides 4, 8, 16, 32
+(and the stride-2 map too when ``out_levels`` asks for P1).
 
 ``TimmBackbone`` takes any timm model by name; every row of ``_catalog.BACKBONES`` becomes a class that
 fixes the timm name, so a YAML reads ``[-1, 1, MobileNetV4ConvSmall, []]`` or ``[-1, 1, FasterNet, [True]]``.
@@ -15,7 +16,8 @@ from ._catalog import BACKBONES, MIN_INPUT_SIZE
 from ._pretrained import checkpoint, hub_unreachable, keep_as_trained, statistics_kept
 from ._rebuild import RebuildOnLoad
 
-PYRAMID_LEVELS = (2, 3, 4, 5)  # P2/4, P3/8, P4/16, P5/32
+PYRAMID_LEVELS = (2, 3, 4, 5)  # the default: P2/4, P3/8, P4/16, P5/32 in layer slots 1..4 (slot 0 empty)
+LEVELS = (1, *PYRAMID_LEVELS)  # with P1/2 as well: slots 0..4, for heads that read the stride-2 map
 
 
 class TimmBackbone(RebuildOnLoad, nn.Module):
@@ -26,8 +28,8 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
         pretrained: False, True (timm's hub weights) or the path of a local checkpoint (offline machines):
             relative to the working directory, absolute, or with ``~``. The backbone then computes exactly
             what timm's own ``features_only`` model computes from those weights (see ``_pretrained``).
-        out_levels: pyramid levels to return (P<n> has stride 2**n); a suffix of (2, 3, 4, 5), so that
-            P3, P4, P5 stay YAML layers 2, 3, 4.
+        out_levels: pyramid levels to return (P<n> has stride 2**n); a suffix of (1, 2, 3, 4, 5), so that
+            P3, P4, P5 stay YAML layers 2, 3, 4 (P1 is layer 0, P2 layer 1). The default leaves P1 out.
         frozen_stages: freeze the first n stages of timm's ``feature_info`` (shallowest first, stem included):
             no gradients, BatchNorm statistics fixed. Re-applied on every ``train()``, because the
             ultralytics trainer turns ``requires_grad`` back on.
@@ -84,10 +86,8 @@ def create_features_model(model_name, pretrained):
 def level_indices(model_name, reductions, out_levels):
     """Indices of timm's feature maps for the requested pyramid levels (the deepest map of each stride)."""
     out_levels = tuple(out_levels)
-    if not out_levels or out_levels != PYRAMID_LEVELS[-len(out_levels) :]:
-        raise ValueError(
-            f"out_levels must be a suffix of {PYRAMID_LEVELS} (P3, P4, P5 are layers 2, 3, 4), got {out_levels}"
-        )
+    if not out_levels or out_levels != LEVELS[-len(out_levels) :]:
+        raise ValueError(f"out_levels must be a suffix of {LEVELS} (P3, P4, P5 are layers 2, 3, 4), got {out_levels}")
     missing = [level for level in out_levels if 2**level not in reductions]
     if missing:
         raise ValueError(

@@ -4,6 +4,8 @@ The table itself lives in ``modules/_catalog.py`` because the module files insta
 their classes from it; this module loads that file directly, so ``bbpatch yaml`` stays torch-free.
 """
 
+from __future__ import annotations
+
 import difflib
 import importlib.util
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ class Backbone:
     timm_name: str
     family: str
     channels: tuple  # stride 4, 8, 16, 32
+    p1_channels: int | None  # the stride-2 map's, None where the model has none (out_levels from 1 needs it)
 
 
 def package_dir(package):
@@ -33,10 +36,14 @@ def _load_table():
 
 
 _TABLE = _load_table()
-BACKBONES = {name: Backbone(name, timm, family, _TABLE.TIMM_CHANNELS[timm]) for name, timm, family in _TABLE.BACKBONES}
+BACKBONES = {
+    name: Backbone(name, timm, family, _TABLE.TIMM_CHANNELS[timm], _TABLE.TIMM_P1_CHANNELS.get(timm))
+    for name, timm, family in _TABLE.BACKBONES
+}
 FAMILY_DEFAULTS = dict(_TABLE.FAMILY_DEFAULTS)
 FAMILY_SCALES = {family: dict(variants) for family, variants in _TABLE.FAMILY_SCALES.items()}
 TIMM_CHANNELS = dict(_TABLE.TIMM_CHANNELS)
+TIMM_P1_CHANNELS = dict(_TABLE.TIMM_P1_CHANNELS)
 MIN_INPUT_SIZE = _TABLE.MIN_INPUT_SIZE
 
 

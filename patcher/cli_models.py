@@ -1,10 +1,14 @@
 """``bbpatch yaml`` (a backbone-swapped copy of any stock model YAML) and ``bbpatch list`` (the backbone names)."""
 
+import sys
 from pathlib import Path
 
 import click
 
 from . import catalog, yamlgen
+from .tree import TreeError
+
+EXIT_BAD_INPUT = 2
 
 
 def pretrained_arg(value):
@@ -24,18 +28,46 @@ def pretrained_arg(value):
 )
 @click.option("--pretrained", default=None, help="'true' for timm's hub weights, or the path of a local checkpoint.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-def yaml_command(base, backbone, pretrained, output):
-    """Derive a model YAML from BASE with its backbone replaced by BACKBONE (layer 0, head renumbered)."""
+@click.option(
+    "--tree",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="The ultralytics tree that finds a stock BASE name and measures its layers' strides (a fork's checkout); "
+    "default: the tree holding --base when it is a file in one, else ./ultralytics or the installed package.",
+)
+@click.option(
+    "--adapt-channels",
+    is_flag=True,
+    help="Add 1x1 Convs after the backbone that give the head the stock backbone's channels, for heads that "
+    "assume them (YOLOv13's HyperACE); measured in the tree.",
+)
+def yaml_command(base, backbone, pretrained, output, tree, adapt_channels):
+    """Derive a model YAML from BASE with its backbone replaced by BACKBONE (layer 0, head renumbered).
+
+    Each replaced layer's stride comes from a table of stock modules, or is measured by building the layers
+    in the tree's own ultralytics (a subprocess): a fork's modules count as what they do.
+    """
     args = [] if pretrained is None else [pretrained_arg(pretrained)]
+    if output is not None and Path(base).is_file() and output.resolve() == Path(base).resolve():
+        bad_input(f"{output}: that is the base YAML; write the derived one to another file")
     try:
-        text = yamlgen.derive(base, backbone, args)
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        raise click.ClickException(str(error.args[0])) from None
+        text = yamlgen.derive(base, backbone, args, tree, adapt_channels)
+    except (KeyError, ValueError, TreeError) as error:
+        bad_input(error.args[0] if error.args else error)
     if output is None:
         click.echo(text, nl=False)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
+    except OSError as error:
+        bad_input(f"{output}: cannot write it ({error.strerror or error})")
+    click.echo(f"wrote {output}", err=True)
+
+
+def bad_input(message):
+    """One line on stderr and exit 2: nothing was written."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
 
 
 def features_parameters(timm_name):

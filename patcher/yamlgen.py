@@ -2,35 +2,31 @@
 derived from any stock ultralytics YAML (``bbpatch yaml``).
 
 Both are one operation, :func:`swap_backbone`: find which backbone layers the rest of the model reads at
-strides 4, 8, 16 and 32, put the new backbone in their place and renumber every later ``from`` index. A
-whole backbone is one layer filling indices 0-4 (P3 = 2, P4 = 3, P5 = 4); a layer-by-layer backbone keeps
-its own numbering. Context layers that close a backbone (SPPF, C2PSA...) stay, right after the new one.
+which stride (2 to 32), put the new backbone in their place and renumber every later ``from`` index to the
+new map of the same stride. A whole backbone is one layer filling indices 0-4 (P1 = 0 when it returns P1,
+P2 = 1, P3 = 2, P4 = 3, P5 = 4); a layer-by-layer backbone keeps its own numbering. Context layers that
+close a backbone (SPPF, C2PSA...) stay, right after the new one.
 
-Strides are read statically from the layer arguments, so this module needs neither torch nor ultralytics
-(only its YAML files). ``python -m bbpatch.yamlgen [DIR]`` regenerates ``yamls/``; ``python -m bbpatch.yamlgen
---head-templates`` regenerates the head templates of ``STOCK_HEADS`` from the installed release's stock YAMLs.
+The replaced layers' strides come from :mod:`bbpatch.strides`: a table of ultralytics' own modules, or, for
+any other module (a fork's), a measurement in the tree's own ultralytics, run in a subprocess; this module
+imports neither torch nor ultralytics.
+
+``python -m bbpatch.yamlgen [DIR]`` regenerates ``yamls/``; ``python -m bbpatch.yamlgen --head-templates``
+regenerates the head templates of ``STOCK_HEADS`` from the installed release's stock YAMLs.
 """
 
-import importlib.util
 import json
-import re
+import math
 import sys
 from pathlib import Path
 
 import yaml
 
-from . import catalog
+from . import base_model, catalog, strides
 
 PLACEHOLDER = "BACKBONE"  # layer 0 of a head template
-WHOLE_BACKBONE_STRIDES = (None, 4, 8, 16, 32)  # the recipe pads a backbone's 4 maps to 5 layer slots
-PYRAMID_STRIDES = (4, 8, 16, 32)
-
-# Where a layer's stride sits in its YAML args (before parse_model injects c1); absent means 1.
-STRIDE_ARG = {
-    "Conv": 2, "DWConv": 2, "GhostConv": 2, "RepConv": 2, "SCDown": 2, "Conv2": 2, "GhostBottleneck": 2,
-    "conv_bn_hswish": 1, "MobileNet_Block": 3, "MobileOne": 2,
-}  # fmt: skip
-FIXED_STRIDE = {"Focus": 2, "ADown": 2, "AConv": 2, "HGStem": 4}
+P1 = 2  # the stride of the one map a whole backbone gives only with out_levels from 1
+LEVELS_FROM_P1 = (1, 2, 3, 4, 5)  # modules/timm_backbones.py LEVELS: layer 0's maps fill slots 0..4
 CONTEXT_MODULES = {"SPPF", "SPP", "SPPELAN", "C2PSA", "PSA", "AIFI"}  # closing layers that work on P5 and stay
 SAME_CHANNEL_MODULES = {"C2PSA", "PSA"}  # assert c1 == c2: right after a new backbone they need a 1x1 adapter
 BACKBONE_SCALES = "backbone_scales"  # top-level YAML key read by the patched parse_model (bbpatch_backbone)
@@ -57,65 +53,82 @@ BLOCK_SYSTEMS = {  # output name: (head template, layer-by-layer backbone templa
 # ---------------------------------------------------------------- strides and swapping
 
 
-def _arg(args, index, default):
-    return args[index] if len(args) > index else default
-
-
-def downsampling(module, args):
-    """How much a layer reduces the resolution, from its name and YAML args."""
-    if module in FIXED_STRIDE:
-        return FIXED_STRIDE[module]
-    if module == "ResNetLayer":  # [c1, c2, s, is_first, n]: the first one is conv/2 + maxpool/2
-        return 4 if _arg(args, 3, False) else _arg(args, 2, 1)
-    if module == "nn.MaxPool2d":  # [k, s]: stride defaults to the kernel size
-        return _arg(args, 1, None) or _arg(args, 0, 1)
-    return _arg(args, STRIDE_ARG[module], 1) if module in STRIDE_ARG else 1
-
-
-def is_whole_backbone(module):
-    return module in catalog.BACKBONES or module in ("TimmBackbone", PLACEHOLDER)
+is_whole_backbone = strides.is_whole_backbone
 
 
 def slot_strides(layers):
-    """Stride of every layer index the layers occupy (a whole backbone occupies five)."""
-    strides = []
-    for f, _, module, args in layers:
-        if is_whole_backbone(module):
-            if strides:
-                raise ValueError(f"whole backbone {module} must be layer 0")
-            strides.extend(WHOLE_BACKBONE_STRIDES)
-            continue
-        source = f if isinstance(f, int) else f[0]
-        base = strides[source] if strides else 1
-        if base is None:
-            raise ValueError(f"layer {len(strides)} ({module}) reads the empty slot of a whole backbone")
-        strides.append(base * downsampling(module, args))
-    return strides
+    """Table strides of every layer index the layers occupy, a module the table lacks counting as 1 (comments)."""
+    return strides.table_strides(layers, lenient=True)
 
 
-def deepest_index_per_stride(strides):
-    return {s: i for i, s in enumerate(strides) if s is not None}
-
-
-def swap_backbone(model, new_backbone):
-    """A copy of ``model`` whose backbone layers before its closing context layers are ``new_backbone``."""
-    old = model["backbone"]
-    keep = len(old)
-    while keep > 0 and old[keep - 1][2] in CONTEXT_MODULES:
+def context_start(backbone):
+    """Index of the first closing context layer of a backbone section (its length when there is none)."""
+    keep = len(backbone)
+    while keep > 0 and backbone[keep - 1][2] in CONTEXT_MODULES:
         keep -= 1
-    if keep < len(old) and old[keep][2] in SAME_CHANNEL_MODULES:  # yolo11-cls: C2PSA straight after the backbone
+    return keep
+
+
+def reads(layers, first_position):
+    """(position, absolute index read) for every ``from`` of ``layers``, the first at ``first_position``."""
+    for position, (f, *_rest) in enumerate(layers, first_position):
+        for x in [f] if isinstance(f, int) else f:
+            yield position, position + x if x < 0 else x
+
+
+def indices_read(model, replaced):
+    """The indices below ``replaced`` that the layers after the replaced ones read."""
+    keep = context_start(model["backbone"])
+    later = model["backbone"][keep:] + model["head"]
+    return sorted({target for _, target in reads(later, replaced) if target < replaced})
+
+
+def strides_read(model, old_strides):
+    """The strides at which the layers after the replaced ones read them."""
+    return {old_strides[index] for index in indices_read(model, len(old_strides))}
+
+
+def deepest_index_per_stride(by_slot):
+    return {s: i for i, s in enumerate(by_slot) if s is not None}
+
+
+def swap_backbone(model, new_backbone, old_strides=None, read_through=None):
+    """A copy of ``model`` whose backbone layers before its closing context layers are ``new_backbone``.
+
+    ``old_strides``: the stride of every layer index those layers occupy (measured); by default the table's.
+    ``read_through``: {replaced layer index: new layer index} for reads that go to a given layer of
+    ``new_backbone`` (a channel adapter) instead of its map of the same stride.
+    """
+    old = model["backbone"]
+    keep = context_start(old)
+    read_through = read_through or {}
+    if keep < len(old) and old[keep][2] in SAME_CHANNEL_MODULES and not read_through:  # yolo11-cls: C2PSA next
         new_backbone = [*new_backbone, [-1, 1, "Conv", [old[keep][3][0], 1, 1]]]
-    old_strides, new_strides = slot_strides(old[:keep]), slot_strides(new_backbone)
+    if old_strides is None:
+        old_strides = strides.table_strides(old[:keep])
+        if old_strides is None:
+            raise strides.StrideError("a backbone module is not in the stride table: derive with measured strides")
+    new_strides = strides.table_strides(new_backbone)
     new_index_of = deepest_index_per_stride(new_strides)
     replaced, shift = len(old_strides), len(new_strides) - len(old_strides)
 
     def new_index(old_index):
         if old_index >= replaced:
             return old_index + shift
+        if old_index in read_through:
+            return read_through[old_index]
         stride = old_strides[old_index]
+        if isinstance(stride, strides.Unsure):
+            raise strides.StrideError(
+                f"{stride.layer}, which the model reads, {stride.why}: bbpatch cannot tell which map of the new "
+                "backbone to give it"
+            )
         if stride not in new_index_of:
+            have = ", ".join(str(s) for s in new_strides if s is not None)
+            name = f"layer {old_index} ({old[old_index][2]})" if keep == replaced else f"layer {old_index}"
             raise ValueError(
-                f"the model reads backbone layer {old_index} at stride {stride}; the new backbone has no such map"
+                f"the model reads backbone {name} at stride {stride}; the new backbone has no such map "
+                f"(its strides: {have})"
             )
         return new_index_of[stride]
 
@@ -137,12 +150,77 @@ def swap_backbone(model, new_backbone):
     return swapped
 
 
-def whole_backbone_layer(name, args=()):
-    """Layer 0 for a catalog name, or ``timm:<model>`` for TimmBackbone."""
+def whole_backbone_layer(name, args=(), levels=None):
+    """Layer 0 for a catalog name, or ``timm:<model>`` for TimmBackbone; ``levels``: its out_levels arg."""
+    args = list(args)
+    if levels is not None:
+        args = [*(args or [False])[:1], list(levels)]  # [pretrained, out_levels]
     if name.startswith("timm:"):
         return [-1, 1, "TimmBackbone", [name[len("timm:") :], *args]]
     catalog.lookup(name)
     return [-1, 1, name, list(args)]
+
+
+def channel_adapters(model, layer, old_strides, old_channels):
+    """1x1 ``Conv`` layers after the backbone that give every replaced layer the rest of the model reads its
+    stock channels, at every scale: ``([adapter layers], {replaced index: adapter index})``.
+
+    For heads that assume the stock backbone's channels (YOLOv13's HyperACE). An adapter's YAML channels are the
+    replaced layer's first arg, which parse_model scales as it scaled that layer: checked against the channels
+    measured at the first scale, else refused.
+    """
+    slot_of = deepest_index_per_stride(strides.table_strides([layer]))
+    width, max_channels = scale_factors(model)
+    adapters, read_through = [], {}
+    for index in indices_read(model, len(old_strides)):
+        if isinstance(old_strides[index], strides.Unsure) or old_strides[index] not in slot_of:
+            break  # swap_backbone says why no map of the new backbone can stand in for it
+        module, layer_args = model["backbone"][index][2], model["backbone"][index][3]
+        stock = layer_args[0] if layer_args and type(layer_args[0]) is int else None
+        measured = old_channels[index]
+        if stock is None or measured != math.ceil(min(stock, max_channels) * width / 8) * 8:
+            raise ValueError(
+                f"cannot adapt channels to layer {index} ({module}): its {measured} channels are not its first arg "
+                "scaled like a Conv's; derive without --adapt-channels"
+            )
+        read_through[index] = strides.WHOLE_BACKBONE_SLOTS + len(adapters)
+        adapters.append([slot_of[old_strides[index]], 1, "Conv", [stock, 1, 1]])
+    return adapters, read_through
+
+
+def scale_factors(model):
+    """(width multiple, max channels) of the scale ultralytics builds first, as parse_model reads them."""
+    scales = model.get("scales") or {}
+    factors = next(iter(scales.values()))[1:3] if scales else [model.get("width_multiple", 1.0), float("inf")]
+    if len(factors) < 2 or not all(isinstance(x, (int, float)) and x > 0 for x in factors):
+        raise ValueError(f"no width multiple and max channels in its first scale ({factors}): cannot adapt channels")
+    return tuple(factors)
+
+
+class NoStride2Map(ValueError):
+    """The head reads a stride-2 map and the chosen backbone has none."""
+
+
+def check_stride2_maps(names):
+    """Every backbone in ``names`` has a stride-2 map: catalog names from the catalog, ``timm:`` models from timm's
+    feature_info (a subprocess)."""
+    for name in dict.fromkeys(names):
+        if name in catalog.FAMILY_SCALES:
+            continue
+        if name.startswith("timm:"):
+            reductions = strides.timm_reductions(name[len("timm:") :])
+            if P1 not in reductions:
+                raise NoStride2Map(
+                    f"the model reads a stride-2 map (P1) and timm's {name[len('timm:') :]} has none: its maps are "
+                    f"at strides {reductions}; pick a timm model with one (resnet18, regnetx_002...)"
+                )
+            continue
+        entry = catalog.lookup(name)
+        if entry.p1_channels is None:
+            raise NoStride2Map(
+                f"the model reads a stride-2 map (P1) and {name} (timm {entry.timm_name}) has none: its maps start "
+                "at stride 4; pick a backbone with one (MobileNetV4, MobileNetV3, MobileOne, MobileNetV1/V2)"
+            )
 
 
 # ---------------------------------------------------------------- writing YAML
@@ -161,10 +239,23 @@ def flow(value):
     raise TypeError(f"cannot write {value!r} in a model YAML")
 
 
+def level_slots(module, args, with_strides=False):
+    """'P3/8 = 2, P4/16 = 3, P5/32 = 4': where a whole backbone's maps are (from P1 when it returns P1)."""
+    levels = strides.whole_backbone_levels(module, args)
+    shown = ([1, 2] if levels[0] == 1 else []) + [3, 4, 5]  # the default names P3-P5 only
+    first_slot = strides.WHOLE_BACKBONE_SLOTS - len(levels) - levels[0]
+    return ", ".join(
+        f"P{level}/{2**level} = {first_slot + level}" if with_strides else f"P{level} = {first_slot + level}"
+        for level in shown
+    )
+
+
 def layer_line(layer, index, stride, previous_stride):
     f, n, module, args = layer
     if is_whole_backbone(module):
-        note = "0-4: backbone maps, P3/8 = 2, P4/16 = 3, P5/32 = 4"
+        note = "0-4: backbone maps, " + level_slots(module, args, with_strides=True)
+    elif stride is not None and isinstance(f, int) and f >= 0:  # reads one map of a whole backbone (an adapter)
+        note = f"{index}: reads P{stride.bit_length() - 1}/{stride}"
     elif stride is not None and previous_stride is not None and stride > previous_stride:
         note = f"{index}-P{stride.bit_length() - 1}/{stride}"
     else:
@@ -246,10 +337,25 @@ def backbone_scales(template, family):
     return {scale: variants[scale] for scale in scales if scale in variants} if len(scales) > 1 else {}
 
 
-def with_whole_backbone(model, name, variants, args=()):
+def with_whole_backbone(model, name, variants, args=(), old_strides=None, old_channels=None):
     """``model`` with layer 0 the backbone ``name``; with ``variants``, their first one, and ``backbone_scales``
-    (right after ``scales``) naming the variant of every scale."""
-    swapped = swap_backbone(model, [whole_backbone_layer(next(iter(variants.values()), name), args)])
+    (right after ``scales``) naming the variant of every scale.
+
+    ``old_strides`` (by default the table's) are the replaced layers' strides; where the model reads a stride-2
+    map, the backbone returns P1 too (out_levels from 1), or :class:`NoStride2Map` says it has none.
+    ``old_channels`` (measured at the first scale): adapt channels, see :func:`channel_adapters`.
+    """
+    if old_strides is None:
+        old_strides = strides.table_strides(model["backbone"][: context_start(model["backbone"])])
+    levels = None
+    if old_strides is not None and P1 in strides_read(model, old_strides):
+        check_stride2_maps([name, *variants.values()])
+        levels = LEVELS_FROM_P1
+    layer = whole_backbone_layer(next(iter(variants.values()), name), args, levels)
+    adapters, read_through = [], None
+    if old_channels is not None:
+        adapters, read_through = channel_adapters(model, layer, old_strides, old_channels)
+    swapped = swap_backbone(model, [layer, *adapters], old_strides, read_through)
     if not variants:
         return swapped
     out = {}
@@ -302,51 +408,64 @@ def write_shipped_yamls(directory):
 # ---------------------------------------------------------------- derived from stock ultralytics YAMLs
 
 
-def stock_models_dir():
-    """ultralytics/cfg/models of the installed package, found without importing ultralytics."""
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None:
-        raise FileNotFoundError("ultralytics is not installed: pass --base as a YAML file path")
-    return Path(spec.submodule_search_locations[0]) / "cfg" / "models"
+def find_base(base, tree=None):
+    """(path, scale letter) of a stock model name ('yolo11n-seg.yaml') in ``tree``'s cfg/models, or a YAML path."""
+    found = base_model.locate(base, tree)
+    return found.path, found.scale
 
 
-def find_base(base):
-    """Resolve 'yolo11n-seg.yaml' (ultralytics' naming: scale letter after the version) to (path, scale)."""
-    match = re.search(r"yolo(e-)?[v]?\d+([nslmx])", Path(base).stem)
-    scale = match.group(2) if match else ""
-    if Path(base).is_file():
-        return Path(base), scale
-    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", Path(base).name)  # yolo11n-seg.yaml -> yolo11-seg.yaml
-    for name in dict.fromkeys([Path(base).name, unified, unified.replace("u.yaml", ".yaml")]):
-        found = sorted(stock_models_dir().rglob(name))
-        if found:
-            return found[0], scale
-    raise FileNotFoundError(f"no ultralytics model YAML named {base!r} (looked in {stock_models_dir()})")
+def backbone_strides(model, base, with_channels=False):
+    """Strides of the layers a new backbone replaces: the table's where it knows every module, else measured
+    (``with_channels``: always measured, and (strides, channels))."""
+    layers = model["backbone"][: context_start(model["backbone"])]
+    known = strides.table_strides(layers)
+    if known is not None and not with_channels:
+        return known
+    tree = base.tree()
+    scale = next(iter(model.get("scales") or {}), None)
+    probe = {**model, "backbone": layers, **({"scale": scale} if scale else {})}
+    measured = strides.measure_layers(tree.package, probe, base.path)
+    return measured if with_channels else measured[0]
 
 
-def derive(base, backbone, args=()):
-    """YAML text of the stock model ``base`` with its backbone replaced by ``backbone`` (layer 0).
+def derive(base, backbone, args=(), tree=None, adapt_channels=False):
+    """YAML text of the model YAML ``base`` with its backbone replaced by ``backbone`` (layer 0).
 
     ``backbone`` is a catalog name, ``timm:<model>``, or a family (``fasternet``...): then the variant follows
-    the scale letter as in the shipped YAMLs (a ``backbone_scales`` key).
+    the scale letter as in the shipped YAMLs (a ``backbone_scales`` key). ``tree``: the ultralytics tree that
+    resolves a stock name and measures layers the stride table does not know (see :mod:`bbpatch.base_model`).
+    ``adapt_channels``: 1x1 Conv adapters give the head the stock backbone's channels (:func:`channel_adapters`).
+    Every error is a ValueError, KeyError or TreeError naming the file; nothing is derived from a guess.
     """
-    path, scale = find_base(base)
-    stock = yaml.safe_load(path.read_text(encoding="utf-8"))
+    located = base_model.locate(base, tree)
+    path, scale = located.path, located.scale
+    stock = base_model.read_model(path)
     scales = stock.get("scales") or {}
-    if scale in scales:  # ultralytics builds the first scale when the file name has none
+    if isinstance(scales, dict) and scale in scales:  # ultralytics builds the first scale when the name has none
         stock["scales"] = {scale: scales[scale], **scales}
     variants = family_variants(stock, backbone, args)
-    model = with_whole_backbone(stock, backbone, variants, args)
+    try:
+        if adapt_channels:
+            old_strides, old_channels = backbone_strides(stock, located, with_channels=True)
+        else:
+            old_strides, old_channels = backbone_strides(stock, located), None
+        model = with_whole_backbone(stock, backbone, variants, args, old_strides, old_channels)
+    except (ValueError, KeyError) as error:
+        message = str(error.args[0]) if error.args else str(error)
+        raise type(error)(message if message.startswith(str(path)) else f"{path}: {message}") from None
     if variants:
         source = f"a {backbone} backbone whose variant follows the scale letter (backbone_scales)"
     elif backbone.startswith("timm:"):
         source = backbone
     else:
         source = f"{backbone} (timm {catalog.lookup(backbone).timm_name})"
+    _, _, module, layer_args = model["backbone"][0]
     header = [
         f"{path.name} with its backbone replaced by {source}; derived by `bbpatch yaml`.",
-        "Layer 0 is the backbone: its maps fill layers 0-4 (P3 = 2, P4 = 3, P5 = 4).",
+        f"Layer 0 is the backbone: its maps fill layers 0-4 ({level_slots(module, layer_args)}).",
     ]
+    if adapt_channels:
+        header.append("Layers 5 on are 1x1 Convs giving the head the stock backbone's channels (--adapt-channels).")
     if scale in scales:
         header.append(f"Scale {scale!r} comes first in 'scales': it is the default when the file name has none.")
     return dump(model, header)

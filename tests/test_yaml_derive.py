@@ -8,10 +8,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bbpatch import catalog, yamlgen
+from bbpatch import api, catalog, strides, yamlgen
 from bbpatch.cli_models import list_command, yaml_command
+from bbpatch.tree import find_tree
 
-from helpers import run_json, run_py
+from conftest import copy_package, installed_package, release_package
+from helpers import run_cli, run_json, run_py
 
 # base -> the closing layers of its backbone that stay, right after the new backbone
 V8, V11 = ["SPPF"], ["SPPF", "C2PSA"]
@@ -82,7 +84,7 @@ def test_yaml_command_writes_the_file_without_importing_torch(tmp_path):
     assert output.read_text() == yamlgen.derive("yolo11n-seg.yaml", "MobileNetV4ConvSmall")
 
     failed = CliRunner().invoke(yaml_command, ["--base", "yolov8n.yaml", "--backbone", "FasterNett"])
-    assert failed.exit_code == 1 and "FasterNet" in failed.output
+    assert failed.exit_code == 2 and "FasterNet" in failed.output
 
 
 def test_list_command_shows_names_sources_channels_and_parameters():
@@ -145,7 +147,7 @@ def test_a_family_name_derives_a_yaml_whose_backbone_follows_the_scale_letter():
     failed = CliRunner().invoke(
         yaml_command, ["--base", "yolo11n.yaml", "--backbone", "fasternet", "--pretrained", "w.pth"]
     )
-    assert failed.exit_code == 1 and "a checkpoint file fits one variant" in failed.output
+    assert failed.exit_code == 2 and "a checkpoint file fits one variant" in failed.output
 
 
 def test_a_family_yaml_derived_for_obb_builds_each_scale_with_its_variant(patched_tree, tmp_path):
@@ -157,3 +159,455 @@ def test_a_family_yaml_derived_for_obb_builds_each_scale_with_its_variant(patche
     code = "import json\nfrom ultralytics import YOLO\nPATHS = " + repr({s: str(p) for s, p in paths.items()})
     code += "\nprint(json.dumps({s: YOLO(p).model.model[0].type for s, p in PATHS.items()}))"
     assert run_json(patched_tree, code) == {"n": "FasterNetT0", "s": "FasterNetT1"}
+
+
+# ---------------------------------------------------------------- strides by measurement (issue 16, point 4)
+
+FORK_MODULES = '''
+"""Downsampling modules a research fork might add: in no bbpatch table (test fixture)."""
+import torch
+from torch import nn
+
+from ultralytics.nn.modules.conv import Conv
+
+
+class SepDown(nn.Module):
+    """Depthwise-separable downsampling, YAML args [c2, s]: the stride is not where Conv keeps it."""
+
+    def __init__(self, c1, c2, s=2):
+        super().__init__()
+        self.dw, self.pw = Conv(c1, c1, 3, s, g=c1), Conv(c1, c2, 1)
+
+    def forward(self, x):
+        return self.pw(self.dw(x))
+
+
+class Stem4(nn.Module):
+    """A stride-4 stem with no stride argument at all."""
+
+    def __init__(self, c1, c2):
+        super().__init__()
+        self.conv = nn.Sequential(Conv(c1, c2 // 2, 3, 2), Conv(c2 // 2, c2, 3, 2))
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class HaarPool(nn.Module):
+    """Channel-keeping 2x2 averaging: no args, parse_model's fallback branch (c2 = ch[f])."""
+
+    def forward(self, x):
+        return torch.nn.functional.avg_pool2d(x, 2)
+
+
+class ScaleFuse(nn.Module):
+    """Like YOLOv13's HyperACE: P3 pooled, P4, P5 upsampled, concatenated, assuming the stock channel ratio
+    (P3 = P4 = P5 / 2 = c1, c1 from the middle input): a head that does not take any backbone's channels."""
+
+    def __init__(self, c1, c2):
+        super().__init__()
+        self.conv = Conv(4 * c1, c2, 1)
+
+    def forward(self, x):
+        p3, p4, p5 = x
+        up = torch.nn.functional.interpolate(p5, scale_factor=2.0)
+        return self.conv(torch.cat([torch.nn.functional.avg_pool2d(p3, 2), p4, up], 1))
+
+
+class Broken(nn.Module):
+    """Builds, then fails in forward (a measurement that cannot finish)."""
+
+    def forward(self, x):
+        raise RuntimeError("Broken needs a GPU kernel")
+'''
+
+# fork-like YAMLs: every downsampling module is one of FORK_MODULES; the heads read P1 (like Hyper-YOLO) or P2
+FORK_P1 = """
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+  s: [0.33, 0.50, 1024]
+backbone:
+  - [-1, 1, SepDown, [64, 2]] # 0-P1/2
+  - [-1, 1, SepDown, [128, 2]] # 1-P2/4
+  - [-1, 2, C2f, [128, True]]
+  - [-1, 1, HaarPool, []] # 3-P3/8
+  - [-1, 2, C2f, [256, True]]
+  - [-1, 1, SepDown, [512, 2]] # 5-P4/16
+  - [-1, 2, C2f, [512, True]]
+  - [-1, 1, SepDown, [1024, 2]] # 7-P5/32
+  - [-1, 1, C2f, [1024, True]]
+  - [-1, 1, SPPF, [1024, 5]] # 9
+head:
+  - [0, 1, nn.AvgPool2d, [8, 8, 0]] # 10: P1 pooled to P4
+  - [2, 1, nn.AvgPool2d, [4, 4, 0]] # 11: P2 pooled to P4
+  - [4, 1, nn.AvgPool2d, [2, 2, 0]] # 12: P3 pooled to P4
+  - [9, 1, nn.Upsample, [None, 2, "nearest"]] # 13
+  - [[10, 11, 12, 6, 13], 1, Concat, [1]] # 14
+  - [-1, 1, C2f, [512]] # 15 (P4)
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 4], 1, Concat, [1]]
+  - [-1, 1, C2f, [256]] # 18 (P3)
+  - [-1, 1, Conv, [256, 3, 2]]
+  - [[-1, 15], 1, Concat, [1]]
+  - [-1, 1, C2f, [512]] # 21 (P4)
+  - [-1, 1, Conv, [512, 3, 2]]
+  - [[-1, 9], 1, Concat, [1]]
+  - [-1, 1, C2f, [1024]] # 24 (P5)
+  - [[18, 21, 24], 1, Detect, [nc]]
+"""
+FORK_P2 = """
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Stem4, [128]] # 0-P2/4
+  - [-1, 2, C2f, [128, True]] # 1
+  - [-1, 1, SepDown, [256, 2]] # 2-P3/8
+  - [-1, 2, C2f, [256, True]]
+  - [-1, 1, SepDown, [512, 2]] # 4-P4/16
+  - [-1, 2, C2f, [512, True]]
+  - [-1, 1, HaarPool, []] # 6-P5/32
+  - [-1, 1, C2f, [1024, True]]
+  - [-1, 1, SPPF, [1024, 5]] # 8
+head:
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 5], 1, Concat, [1]]
+  - [-1, 1, C2f, [512]] # 11
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 3], 1, Concat, [1]]
+  - [-1, 1, C2f, [256]] # 14 (P3)
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 1], 1, Concat, [1]]
+  - [-1, 1, C2f, [128]] # 17 (P2)
+  - [-1, 1, Conv, [128, 3, 2]]
+  - [[-1, 14], 1, Concat, [1]]
+  - [-1, 1, C2f, [256]] # 20 (P3)
+  - [-1, 1, Conv, [256, 3, 2]]
+  - [[-1, 11], 1, Concat, [1]]
+  - [-1, 1, C2f, [512]] # 23 (P4)
+  - [-1, 1, SepDown, [512, 2]]
+  - [[-1, 8], 1, Concat, [1]]
+  - [-1, 1, C2f, [1024]] # 26 (P5)
+  - [[17, 20, 23, 26], 1, Detect, [nc]]
+"""
+
+FORK_FUSE = """
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+  s: [0.33, 0.50, 1024]
+  l: [1.00, 1.00, 512]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]] # 0-P1/2
+  - [-1, 1, SepDown, [128, 2]] # 1-P2/4
+  - [-1, 2, C2f, [128, True]]
+  - [-1, 1, SepDown, [256, 2]] # 3-P3/8
+  - [-1, 2, C2f, [256, True]] # 4
+  - [-1, 1, SepDown, [256, 2]] # 5-P4/16
+  - [-1, 2, C2f, [256, True]] # 6
+  - [-1, 1, SepDown, [512, 2]] # 7-P5/32
+  - [-1, 2, C2f, [512, True]] # 8
+head:
+  - [[4, 6, 8], 1, ScaleFuse, [256]] # 9 (P4)
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 4], 1, Concat, [1]]
+  - [-1, 1, C2f, [128]] # 12 (P3)
+  - [-1, 1, Conv, [128, 3, 2]]
+  - [[-1, 9], 1, Concat, [1]]
+  - [-1, 1, C2f, [256]] # 15 (P4)
+  - [-1, 1, Conv, [256, 3, 2]]
+  - [[-1, 8], 1, Concat, [1]]
+  - [-1, 1, C2f, [512]] # 18 (P5)
+  - [[12, 15, 18], 1, Detect, [nc]]
+"""
+
+
+def fork_like_tree(root):
+    """A copy of the installed ultralytics with FORK_MODULES wired in as a fork does (tasks.py imports them,
+    parse_model injects c1 for the ones with channel args), and the fork YAMLs under its cfg/models/fork/."""
+    package = copy_package(installed_package(), root) / "ultralytics"
+    (package / "nn" / "modules" / "forklike.py").write_text(FORK_MODULES)
+    tasks = package / "nn" / "tasks.py"
+    source = tasks.read_text()
+    imports = "from ultralytics.nn.modules import (\n"
+    modules = "    base_modules = frozenset(\n        {\n"
+    assert imports in source and modules in source  # the fork-like edit fits this release
+    fork_imports = "from ultralytics.nn.modules.forklike import Broken, HaarPool, ScaleFuse, SepDown, Stem4\n"
+    source = source.replace(imports, fork_imports + imports, 1)
+    source = source.replace(modules, modules + "            SepDown,\n            Stem4,\n", 1)
+    branch = "        elif m is CBFuse:\n"  # a fork's own parse_model branch, as YOLOv13 has one for HyperACE
+    assert branch in source
+    fuse = "        elif m is ScaleFuse:\n            c2 = args[0]\n            args = [ch[f[1]], c2]\n"
+    tasks.write_text(source.replace(branch, fuse + branch, 1))
+    forks = package / "cfg" / "models" / "fork"
+    forks.mkdir()
+    for name, text in {"forkp1.yaml": FORK_P1, "forkp2.yaml": FORK_P2, "forkfuse.yaml": FORK_FUSE}.items():
+        (forks / name).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fork_tree(tmp_path_factory):
+    """The fork-like tree, patched by bbpatch (a user's fork as it would be)."""
+    root = fork_like_tree(tmp_path_factory.mktemp("fork"))
+    api.apply(root)
+    return root
+
+
+HEAD_STRIDES = """
+import json, torch
+from ultralytics import YOLO
+torch.set_num_threads(1)
+SIZE = 256
+
+def strides(value):  # what a layer is given: input size / map size, per tensor
+    if isinstance(value, torch.Tensor):
+        return [SIZE / value.shape[-2], SIZE / value.shape[-1]] if value.dim() == 4 else list(value.shape)
+    return [strides(v) for v in value] if isinstance(value, (list, tuple)) else repr(value)
+
+def layer_inputs(path, first):
+    model = YOLO(path).model.eval()
+    seen = []
+    for m in list(model.model)[first:]:
+        m.register_forward_pre_hook(lambda m, args: seen.append([m.type, strides(args[0])]))
+    with torch.no_grad():
+        model(torch.zeros(1, 3, SIZE, SIZE))
+    return seen
+
+print(json.dumps({name: [layer_inputs(*stock), layer_inputs(*new)] for name, (stock, new) in PAIRS.items()}))
+"""
+
+
+def head_strides(root, pairs):
+    """{name: (stock layers' input strides, derived layers' input strides)} for the layers after the backbone."""
+    return run_json(root, HEAD_STRIDES.replace("PAIRS", repr(pairs)))
+
+
+def derived_pair(base_path, backbone, directory, tree=None):
+    """(stock, derived) as (path, index of the first layer after the replaced ones) for HEAD_STRIDES."""
+    stock = yaml.safe_load(base_path.read_text())
+    new = directory / f"{base_path.stem}-{backbone.replace(':', '-')}.yaml"
+    new.write_text(yamlgen.derive(str(base_path), backbone, tree=tree))
+    return (str(base_path), yamlgen.context_start(stock["backbone"])), (str(new), 1)
+
+
+STOCK_HEADS = ("yolov8n.yaml", "yolo11n.yaml", "yolo12n.yaml", "yolo26n.yaml", "yolov10n.yaml", "yolov8n-p2.yaml")
+
+
+def test_derived_heads_see_the_strides_the_stock_heads_see(patched_tree, tmp_path):
+    """Layer by layer, every layer after the backbone gets its inputs at the stock model's strides."""
+    pairs = {}
+    for base in STOCK_HEADS:
+        path = tmp_path / base  # the scale letter in the name: ultralytics builds n
+        path.write_bytes(yamlgen.find_base(base)[0].read_bytes())
+        pairs[base] = derived_pair(path, "MobileNetV4ConvSmall", tmp_path)
+    results = head_strides(patched_tree, pairs)
+    for base, (stock, new) in results.items():
+        assert len(stock) == len(new) > 10, base
+        assert [s for _, s in new] == [s for _, s in stock], base
+    p2_detect = results["yolov8n-p2.yaml"][1][-1]
+    assert p2_detect[1] == [[4, 4], [8, 8], [16, 16], [32, 32]]  # a P2 head reads the backbone's stride-4 map
+
+
+def test_fork_modules_in_no_table_are_measured_and_heads_reading_p1_and_p2_get_them(fork_tree, tmp_path):
+    package = fork_tree / "ultralytics"
+    forks = package / "cfg" / "models" / "fork"
+    p1 = yaml.safe_load((forks / "forkp1.yaml").read_text())
+    layers = p1["backbone"][: yamlgen.context_start(p1["backbone"])]
+    assert strides.table_strides(layers) is None  # SepDown, HaarPool: no table knows them
+    measured = strides.measure(package, {**p1, "backbone": layers}, "forkp1.yaml")
+    assert measured == [2, 4, 4, 8, 8, 16, 16, 32, 32]
+    assert yamlgen.slot_strides(layers) != measured  # what counting unknown modules as stride 1 would have wired
+
+    derived = yaml.safe_load(yamlgen.derive(str(forks / "forkp1.yaml"), "MobileNetV4ConvSmall"))  # tree: its own
+    assert derived["backbone"][0] == [-1, 1, "MobileNetV4ConvSmall", [False, [1, 2, 3, 4, 5]]]
+    assert [row[0] for row in derived["head"][:5]] == [0, 1, 2, 5, [6, 7, 8, 3, 9]]  # P1, P2, P3, SPPF; P4 = 3
+    by_name = yamlgen.derive("forkp1.yaml", "MobileNetV4ConvSmall", tree=str(fork_tree))  # --tree resolves names
+    assert yaml.safe_load(by_name) == derived
+    derived_p2 = yaml.safe_load(yamlgen.derive(str(forks / "forkp2.yaml"), "timm:resnet18", tree=str(fork_tree)))
+    assert derived_p2["backbone"][0] == [-1, 1, "TimmBackbone", ["resnet18"]]  # P2-P5 only: the default levels
+
+    pairs = {
+        "p1-mobilenetv4": derived_pair(forks / "forkp1.yaml", "MobileNetV4ConvSmall", tmp_path),
+        "p1-mobileone": derived_pair(forks / "forkp1.yaml", "mobileone", tmp_path),  # a family: n builds S0
+        "p1-timm": derived_pair(forks / "forkp1.yaml", "timm:resnet18", tmp_path),
+        "p2-fasternet": derived_pair(forks / "forkp2.yaml", "FasterNetT0", tmp_path),
+    }
+    results = head_strides(fork_tree, pairs)
+    for name, (stock, new) in results.items():
+        assert len(stock) == len(new) > 10, name
+        assert [s for _, s in new] == [s for _, s in stock], name
+    assert results["p1-timm"][1][5][1] == [[16, 16]] * 5  # Concat of P1/8, P2/4, P3/2 pooled, P4, P5 upsampled
+    assert results["p2-fasternet"][1][-1][1] == [[4, 4], [8, 8], [16, 16], [32, 32]]
+
+
+@pytest.mark.parametrize("release", ["installed", "8.0.200"])
+def test_measured_strides_equal_the_table_on_every_stock_yaml_the_table_covers(release):
+    """The table is a fast path only: on every stock YAML whose replaced layers it knows, it gives what the
+    release measures (the installed one, and the oldest tested, whose parse_model is older). A YAML with a
+    module it does not know is always measured."""
+    tree = find_tree(installed_package() if release == "installed" else release_package(release))
+    covered, others = [], []
+    for path in sorted(tree.file("cfg/models").rglob("*.yaml")):
+        model = yaml.safe_load(path.read_text())
+        layers = model["backbone"][: yamlgen.context_start(model["backbone"])]
+        scale = next(iter(model.get("scales") or {}), None)
+        probe = ({**model, "backbone": layers, **({"scale": scale} if scale else {})}, path)
+        (covered if strides.table_strides(layers) is not None else others).append(probe)
+    measured = strides.measure_all(tree.package, covered)
+    mismatches = {
+        path.name: (strides.table_strides(model["backbone"]), result)
+        for (model, path), result in zip(covered, measured)
+        if strides.table_strides(model["backbone"]) != result
+    }
+    assert mismatches == {}
+    if release == "installed":
+        assert len(covered) >= 50 and {p.name for _, p in others} >= {"yolov9e.yaml", "yolov3-tiny.yaml"}
+    else:
+        assert len(covered) >= 15
+
+
+def test_p1_channel_table_matches_timm_feature_info():
+    import timm
+    import torch
+
+    for timm_name in catalog.TIMM_CHANNELS:
+        with torch.device("meta"):
+            info = timm.create_model(timm_name, features_only=True).feature_info
+        reductions, channels = info.reduction(), info.channels()
+        expected = channels[reductions.index(2)] if 2 in reductions else None
+        assert catalog.TIMM_P1_CHANNELS.get(timm_name) == expected, timm_name
+
+
+def yaml_cli(*args, cwd=None):
+    return run_cli("yaml", *args, cwd=cwd)
+
+
+def assert_refused(result, *words):
+    """Exit 2, one line on stderr naming what is wrong, nothing on stdout, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout[-500:], result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and result.stdout == "", result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "out.yaml"
+    not_model = tmp_path / "notes.yaml"
+    not_model.write_text("just: text\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("backbone: [[-1, 1, Conv\n")
+    backwards = tmp_path / "backwards.yaml"
+    backwards.write_text("backbone:\n  - [-1, 1, Conv, [64, 3, 2]]\n  - [3, 1, Conv, [64, 3, 2]]\nhead: []\n")
+    cases = [
+        (["--base", "yolov8n.yaml", "--backbone", "FasterNett"], ["FasterNet"]),
+        (["--base", "yolo11n.yaml", "--backbone", "fasternet", "--pretrained", "w.pth"], ["fits one variant"]),
+        (["--base", "yolov8n-p6.yaml", "--backbone", "MobileNetV4ConvSmall"], ["yolov8-p6.yaml", "stride 64"]),
+        (["--base", "yolov99n.yaml", "--backbone", "FasterNet"], ["yolov99n.yaml"]),
+        (["--base", str(tmp_path / "missing.yaml"), "--backbone", "FasterNet"], ["missing.yaml"]),
+        (["--base", str(not_model), "--backbone", "FasterNet"], ["notes.yaml", "not a model YAML"]),
+        (["--base", str(broken), "--backbone", "FasterNet"], ["broken.yaml", "not valid YAML"]),
+        (["--base", str(backwards), "--backbone", "FasterNet"], ["backwards.yaml", "layer 1"]),
+        (["--base", "yolov8n.yaml", "--backbone", "FasterNet", "--tree", str(tmp_path)], [str(tmp_path)]),
+    ]
+    for args, words in cases:
+        assert_refused(yaml_cli(*args, "-o", str(out)), *words)
+        assert not out.exists()
+    base = tmp_path / "yolov8n.yaml"
+    base.write_bytes(yamlgen.find_base("yolov8n.yaml")[0].read_bytes())
+    before = base.read_bytes()
+    assert_refused(yaml_cli("--base", str(base), "--backbone", "FasterNet", "-o", str(base)), "base YAML")
+    assert base.read_bytes() == before
+    ok = yaml_cli("--base", str(base), "--backbone", "FasterNet", "-o", str(out))
+    assert ok.returncode == 0 and out.read_text() == yamlgen.derive(str(base), "FasterNet"), ok.stderr
+
+
+BAD_FORK_HEADS = {  # (the layer the head reads, what it does): refused with a line naming the file and layer
+    "broken.yaml": ("[-1, 1, Broken, []]", ["layer 2 (Broken)", "forward", "Broken needs a GPU kernel"]),
+    "thirds.yaml": (
+        "[-1, 1, nn.AvgPool2d, [3, 3]]",
+        ["layer 2 (nn.AvgPool2d)", "not a whole stride", "which the model reads"],
+    ),
+    "unbuildable.yaml": ("[-1, 1, NoSuchModule, [64]]", ["layer 2 (NoSuchModule)", "parse_model cannot build"]),
+}
+
+
+def test_strides_that_cannot_be_measured_are_refused_naming_file_and_layer(fork_tree, tmp_path):
+    for name, (layer, words) in BAD_FORK_HEADS.items():
+        base = tmp_path / name
+        base.write_text(
+            "nc: 2\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, SepDown, [32, 2]]\n"
+            f"  - {layer}\n  - [-1, 1, SepDown, [64, 2]]\nhead:\n  - [[2, 3], 1, Concat, [1]]\n"
+        )
+        out = tmp_path / f"out-{name}"
+        assert_refused(yaml_cli("--base", str(base), "--backbone", "MobileNetV4ConvSmall", "--tree", str(fork_tree),
+                                "-o", str(out)), name, *words)  # fmt: skip
+        assert not out.exists()
+    p1_fork = fork_tree / "ultralytics" / "cfg" / "models" / "fork" / "forkp1.yaml"
+    for backbone in ("FasterNet", "fasternet", "timm:convnext_atto"):  # no stride-2 map (in any variant)
+        assert_refused(yaml_cli("--base", str(p1_fork), "--backbone", backbone), "forkp1.yaml", "stride-2 map (P1)")
+
+
+def test_whole_backbones_return_p1_in_slot_0_with_out_levels_from_1():
+    import torch
+
+    from bbpatch.modules import timm_backbones
+
+    backbone = timm_backbones.MobileNetV4ConvSmall(False, [1, 2, 3, 4, 5])  # as a derived YAML writes it
+    maps = backbone(torch.zeros(1, 3, 64, 64))
+    assert backbone.channels == [catalog.TIMM_P1_CHANNELS["mobilenetv4_conv_small"], 32, 64, 96, 960]
+    assert [m.shape[1] for m in maps] == backbone.channels and [64 // m.shape[-1] for m in maps] == [2, 4, 8, 16, 32]
+    with pytest.raises(ValueError, match="no map at stride 2"):
+        timm_backbones.FasterNetT0(False, [1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match="suffix"):
+        timm_backbones.MobileNetV4ConvSmall(False, [1, 3, 4, 5])
+
+
+ADAPTED_BUILDS = """
+import json, torch
+from ultralytics import YOLO
+out = {}
+for name, path in PATHS.items():
+    try:
+        model = YOLO(path).model.eval()
+        out[name] = [m.type for m in model.model[:8]]
+    except Exception as error:
+        out[name] = type(error).__name__ + ": " + str(error).splitlines()[0]
+print(json.dumps(out))
+"""
+
+
+def test_adapt_channels_gives_a_head_that_assumes_stock_channels_those_channels(fork_tree, tmp_path):
+    base = fork_tree / "ultralytics" / "cfg" / "models" / "fork" / "forkfuse.yaml"
+    plain = yamlgen.derive(str(base), "MobileNetV4ConvSmall")
+    adapted = yaml.safe_load(yamlgen.derive(str(base), "MobileNetV4ConvSmall", adapt_channels=True))
+    assert adapted["backbone"] == [
+        [-1, 1, "MobileNetV4ConvSmall", []],
+        [2, 1, "Conv", [256, 1, 1]],  # P3, the channels of stock layer 4 at every scale
+        [3, 1, "Conv", [256, 1, 1]],  # P4 (layer 6)
+        [4, 1, "Conv", [512, 1, 1]],  # P5 (layer 8)
+    ]
+    assert adapted["head"][0][0] == [5, 6, 7] and adapted["head"][2][0] == [-1, 5]  # every read goes through one
+    paths = {}
+    for scale in "nsl":  # the adapters follow the scale as the stock layers do (l: max_channels 512)
+        paths[f"adapted-{scale}"] = tmp_path / f"yolov8{scale}-forkfuse-adapted.yaml"
+        paths[f"adapted-{scale}"].write_text(yaml.safe_dump(adapted))
+    paths["plain"] = tmp_path / "yolov8n-forkfuse-plain.yaml"
+    paths["plain"].write_text(plain)
+    built = run_json(fork_tree, ADAPTED_BUILDS.replace("PATHS", repr({k: str(v) for k, v in paths.items()})))
+    assert "channels" in built["plain"]  # wired right, but ScaleFuse gets MobileNetV4's channels
+    for scale in "nsl":
+        assert built[f"adapted-{scale}"][:4] == ["MobileNetV4ConvSmall", *["ultralytics.nn.modules.conv.Conv"] * 3]
+    results = head_strides(fork_tree, {"fuse": ((str(base), 9), (str(paths["adapted-n"]), 4))})
+    stock, new = results["fuse"]
+    assert len(stock) == len(new) == 11 and [s for _, s in new] == [s for _, s in stock]
+    pooled = tmp_path / "pooled.yaml"  # the head reads a layer whose channels are not its first arg
+    pooled.write_text(
+        "nc: 2\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, SepDown, [32, 2]]\n  - [-1, 1, HaarPool, []]\n"
+        "  - [-1, 1, SepDown, [64, 2]]\nhead:\n  - [[2, 3], 1, Concat, [1]]\n"
+    )
+    refused = yaml_cli("--base", str(pooled), "--backbone", "MobileNetV4ConvSmall", "--tree", str(fork_tree),
+                       "--adapt-channels")  # fmt: skip
+    assert_refused(refused, "pooled.yaml", "cannot adapt channels to layer 2 (HaarPool)")
