@@ -88,8 +88,8 @@ class Venv:
         self.stderr = result.stderr
         return result.stdout
 
-    def run_json(self, code: str, env=None):
-        return json.loads(self.run(code, env).strip().splitlines()[-1])
+    def run_json(self, code: str, env=None, args=()):
+        return json.loads(self.run(code, env, args).strip().splitlines()[-1])
 
     def bbpatch(self, *args) -> str:
         """Run the venv's bbpatch; ``status`` of a tree clean on disk exits 3 (hooked or not), the rest 0."""
