@@ -36,6 +36,8 @@ class HookFinder:
     def find_spec(self, fullname, path=None, target=None):
         # the first ultralytics submodule (ultralytics.utils, before torch) also starts a cold cache's compile
         if fullname in WATCHED or (not self.started and fullname.startswith("ultralytics.")):
+            if disabled():  # also read here: a process forked before it set BBPATCH_DISABLE (verify's workers)
+                return None
             self.started = True
             from bbpatch.hook.finder import HOOK
 
