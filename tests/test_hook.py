@@ -38,7 +38,8 @@ def wheel(version: str) -> Path:
 def bbpatch_wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [str(MAIN_PYTHON), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(WORKTREE)],
+        [str(MAIN_PYTHON), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out)]
+        + [str(WORKTREE)],
         check=True,
         capture_output=True,
     )
@@ -56,9 +57,7 @@ class Venv:
         (self.site / "00-main-venv.pth").write_text(f"import site; site.addsitedir({str(MAIN_SITE)!r})\n")
         self.pip("install", "--no-deps", str(bbpatch_wheel))
         self.install_release(version)
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("BBPATCH_", "PYTHON", "VIRTUAL_ENV"))
-        }
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("BBPATCH_", "PYTHON", "VIRTUAL_ENV"))}
         self.env.update(ISOLATED_ENV, BBPATCH_CACHE_DIR=str(self.cache))
         self.env.update(offline_environment(root / "yolo-config"))
 
@@ -212,7 +211,8 @@ def test_train_reload_and_checkpoints_interchange_with_an_applied_tree(make_venv
     assert in_applied["sum"] == under_hook["sum"], "the same checkpoint predicts differently in an applied tree"
 
     applied_ckpt = str(tmp_path / "applied.pt")
-    run_in_tree(applied, "from ultralytics import YOLO; import sys; YOLO('yolov8n-fasternet.yaml').save(sys.argv[1])", applied_ckpt)
+    save = "from ultralytics import YOLO; import sys; YOLO('yolov8n-fasternet.yaml').save(sys.argv[1])"
+    run_in_tree(applied, save, applied_ckpt)
     from_applied = venv.run_json(PREDICT, args=["-c", textwrap.dedent(PREDICT), applied_ckpt])
     assert from_applied["file"].startswith(str(venv.site / "bbpatch" / "modules"))
     assert from_applied["sum"] == run_in_tree(applied, PREDICT, applied_ckpt)["sum"]
@@ -251,8 +251,8 @@ def test_immutable_package_then_a_new_release_works_with_nothing_re_run(make_ven
 
 CHILD = """
     import json, subprocess, sys
-    child = subprocess.run([sys.executable, "-c", "import ultralytics.nn.tasks as t; print(type(t.__loader__).__name__)"],
-                           capture_output=True, text=True, check=True)
+    code = "import ultralytics.nn.tasks as t; print(type(t.__loader__).__name__)"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     print(json.dumps(child.stdout.strip()))
 """
 
@@ -315,6 +315,28 @@ def test_a_left_behind_pth_is_harmless_once_bbpatch_is_gone(make_venv):
     assert (venv.site / PTH_NAME).read_text().startswith(MARKER)
 
 
+def test_verify_and_bench_prove_the_in_memory_patch(make_venv, tmp_path):
+    venv = make_venv("8.4.190")
+    refused = venv.process("", args=["-m", "bbpatch", "verify", "--fast", "--yaml", "yolov8-mobilenetv4"])
+    assert refused.returncode == 2 and "bbpatch enable" in refused.stderr, refused.stderr
+    venv.bbpatch("enable")
+    before = digest(venv.package)
+    verify = ["verify", "--json", "--formats", "none", "--yaml", "yolov8-mobilenetv4", "--check", "reload,parity"]
+    result = venv.process("", args=["-m", "bbpatch", *verify])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    statuses = {(r["subject"], r["check"]): r["status"] for r in json.loads(result.stdout)["results"]}
+    for check in (("tree", "edits"), ("tree", "hook"), ("yolov8-mobilenetv4.yaml", "train")):
+        assert statuses[check] == "pass", (check, statuses)
+    assert statuses[("yolov8-mobilenetv4.yaml", "reload")] == statuses[("yolov8n.yaml", "parity")] == "pass"
+    out = tmp_path / "bench.json"
+    bench = ["bench", "--yaml", "yolov8-mobilenetv4", "--no-deploy", "--runs", "1", "--warmup", "0", "--stock", ""]
+    bench += ["--imgsz", "64", "--json", str(out), "--plot", str(tmp_path / "b.png"), "--table", str(tmp_path / "b.md")]
+    venv.bbpatch(*bench)
+    [measured] = json.loads(out.read_text())["pytorch"]
+    assert measured["params"] == 2_575_200 and not measured["error"], measured  # the hooked build, measured
+    assert digest(venv.package) == before
+
+
 # --- hostile ---------------------------------------------------------------------------------------------------------
 
 
@@ -337,9 +359,10 @@ def test_a_release_the_edits_cannot_fit_stands_aside_with_one_warning(make_venv)
             shipped = "found"
         except FileNotFoundError:
             shipped = "not found"
-        print(json.dumps({"loader": type(tasks.__loader__).__name__, "shipped": shipped, "libcst": "libcst" in sys.modules}))
+        loader = type(tasks.__loader__).__name__
+        print(json.dumps({"loader": loader, "shipped": shipped, "libcst": "libcst" in sys.modules}))
     """
-    for run in ("cold", "warm"):
+    for _cold_then_warm in range(2):
         out = venv.run_json(code)
         warnings = [line for line in venv.stderr.splitlines() if ASIDE in line]
         assert len(warnings) == 1 and "parse_model" in warnings[0], venv.stderr[-3000:]

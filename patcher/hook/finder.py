@@ -83,7 +83,7 @@ def read_sources(package: Path) -> dict[str, tuple[Path, bytes]]:
 def decide(package: Path, use_cache: bool = True, prefetched=None) -> Decision:
     """Patch or stand aside, for this tree as it is on disk now; fills the code cache on a miss.
 
-    ``prefetched(key)`` may return the entry a compiler process started earlier made (see ``Hook.prefetch``).
+    ``prefetched(key)`` may return ``(entry, "warm" or "new")`` found earlier (see ``Hook.prefetch``).
     """
     release = read_release(package)
     reason = on_disk_patch(package)
@@ -94,14 +94,14 @@ def decide(package: Path, use_cache: bool = True, prefetched=None) -> Decision:
     except OSError as error:
         return Decision(package, release, False, f"cannot read {error.filename}: {error.strerror}")
     key = cache.entry_key(sources)
-    entry = cache.load(key) if use_cache else None
-    state = "warm"
+    entry, state = prefetched(key) if prefetched else (None, "")
+    if entry is None and use_cache:
+        entry, state = cache.load(key), "warm"
     if entry is None:
-        entry = prefetched(key) if prefetched else None
-        if entry is None:
-            from bbpatch.hook import compiler  # libcst and the edits: only on a cache miss
+        from bbpatch.hook import compiler  # libcst and the edits: only on a cache miss
 
-            entry = compiler.compile_entry(package, sources)
+        entry, state = compiler.compile_entry(package, sources), "new"
+    if state == "new":
         state = "written" if cache.store(key, entry) else f"not written ({cache.cache_dir()} is not writable)"
     if entry.get("outcome") != "patch":
         return Decision(package, release, False, str(entry.get("reason")), cache=state)
@@ -110,28 +110,35 @@ def decide(package: Path, use_cache: bool = True, prefetched=None) -> Decision:
     )
 
 
-class Compilation:
-    """``python -m bbpatch.hook.compiler PACKAGE`` started when ``import ultralytics`` begins, on a cache miss:
-    it patches while this process imports torch (about a second), so a cold import waits for little."""
+class Prefetch:
+    """Started at ultralytics' first submodule: the cache entry read then, or on a miss
+    ``python -m bbpatch.hook.compiler PACKAGE`` patching while this process imports torch (about a second),
+    so a cold import waits for little."""
 
     TIMEOUT = 120
 
-    def __init__(self, package: Path, key: str):
-        self.key = key
-        env = {**os.environ, "BBPATCH_DISABLE": "1"}
-        command = [sys.executable, "-m", "bbpatch.hook.compiler", str(package)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    def __init__(self, package: Path):
+        self.key = cache.entry_key(read_sources(package))
+        self.entry, self.process = cache.load(self.key), None
+        if self.entry is None:
+            env = {**os.environ, "BBPATCH_DISABLE": "1"}
+            command = [sys.executable, "-m", "bbpatch.hook.compiler", str(package)]
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
-    def result(self, key: str) -> dict | None:
-        """The child's entry for ``key`` (None: another key, or the child failed; the caller compiles itself)."""
+    def __call__(self, key: str):
+        """``(entry, state)`` for ``key``; (None, "") when the tree changed since or the compiler failed."""
+        if key != self.key:
+            return None, ""
+        if self.process is None:
+            return self.entry, "warm"
         try:
             output, _ = self.process.communicate(timeout=self.TIMEOUT)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.communicate()
-            return None
+            return None, ""
         entry = cache.decode_entry(output) if self.process.returncode == 0 else None
-        return entry if entry is not None and entry.get("key") == key else None
+        return (entry, "new") if entry is not None and entry.get("key") == key else (None, "")
 
 
 class PatchedLoader:
@@ -198,28 +205,24 @@ class Hook:
     def __init__(self):
         self.decisions: dict[Path, Decision] = {}
         self.warned: set = set()
-        self.compilations: dict[Path, Compilation] = {}
+        self.prefetches: dict[Path, Prefetch] = {}
 
     def prefetch(self, package: Path) -> None:
-        """At ultralytics' first submodule: on a cache miss, start compiling in a child process (Compilation)."""
-        if package in self.decisions or package in self.compilations or on_disk_patch(package):
-            return
-        key = cache.entry_key(read_sources(package))
-        if cache.load(key) is None:
-            self.compilations[package] = Compilation(package, key)
-
-    def prefetched(self, package: Path):
-        compilation = self.compilations.pop(package, None)
-        return compilation.result if compilation else None
+        """At ultralytics' first submodule: read the cache entry, or start compiling on a miss (Prefetch)."""
+        if package not in self.decisions and package not in self.prefetches and not on_disk_patch(package):
+            self.prefetches[package] = Prefetch(package)
 
     def find_spec(self, fullname, path=None, target=None):
         if not path:
             return None
         package = package_of(fullname, path)
-        try:
-            if fullname not in WATCHED:
+        if fullname not in WATCHED:
+            try:
                 self.prefetch(package)
-                return None
+            except Exception:  # noqa: BLE001 (only a head start: the first watched module decides and reports)
+                pass
+            return None
+        try:
             return self._find(fullname, package, path)
         except Exception as error:  # never break ultralytics: stock from here on
             self.stand_aside(self.decisions.get(package) or Decision(package, None, False), f"hook error {error!r}")
@@ -228,7 +231,7 @@ class Hook:
     def _find(self, fullname, package, path):
         decision = self.decisions.get(package)
         if decision is None:
-            decision = self.decisions[package] = decide(package, prefetched=self.prefetched(package))
+            decision = self.decisions[package] = decide(package, prefetched=self.prefetches.pop(package, None))
             if not decision.patched:
                 self.warn(decision)
         if not decision.patched:
