@@ -458,3 +458,35 @@ def test_line_map_keeps_kept_lines_and_maps_inserted_ones_to_the_line_above(inst
 @pytest.fixture
 def installed_tree():
     return Path(importlib.util.find_spec("ultralytics").submodule_search_locations[0])
+
+
+# --- the decision, in this process (no venv: decide() never imports ultralytics) ---------------------------------
+
+
+@pytest.fixture
+def decide_here(monkeypatch, tmp_path):
+    from bbpatch.hook import decide
+
+    monkeypatch.setenv("BBPATCH_CACHE_DIR", str(tmp_path / "hook-cache"))
+    return decide
+
+
+def test_decision_patches_a_stock_tree_with_the_registry_edits(decide_here, fresh_tree):
+    decision = decide_here(fresh_tree / "ultralytics")
+    assert decision.patched and decision.cache == "written"
+    assert decision.edits == api.plan_apply(api.find_tree(fresh_tree))[0].edits  # what apply would record
+    assert set(decision.codes) == {"nn/tasks.py", "utils/torch_utils.py"}
+    assert "yolov8-mobilenetv4.yaml" in decision.yamls
+    assert decide_here(fresh_tree / "ultralytics").cache == "warm"
+
+
+def test_decision_stands_aside_for_hand_edits_and_a_foreign_addmodules(decide_here, fresh_tree):
+    package = fresh_tree / "ultralytics"
+    tasks = package / "nn" / "tasks.py"
+    loop = 'for i, (f, n, m, args) in enumerate(d["backbone"] + d["head"]):'
+    tasks.write_text(tasks.read_text().replace(loop, loop + "\n        backbone = True", 1))
+    decision = decide_here(package)
+    assert not decision.patched and "looks patched by hand" in decision.reason and "backbone flag" in decision.reason
+    (package / "nn" / "Addmodules").mkdir()
+    decision = decide_here(package)
+    assert not decision.patched and "by hand, the blog recipe" in decision.reason
