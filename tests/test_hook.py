@@ -465,7 +465,7 @@ def installed_tree():
 
 @pytest.fixture
 def decide_here(monkeypatch, tmp_path):
-    from bbpatch.hook import decide
+    from bbpatch.hook.finder import decide
 
     monkeypatch.setenv("BBPATCH_CACHE_DIR", str(tmp_path / "hook-cache"))
     return decide
@@ -490,3 +490,10 @@ def test_decision_stands_aside_for_hand_edits_and_a_foreign_addmodules(decide_he
     (package / "nn" / "Addmodules").mkdir()
     decision = decide_here(package)
     assert not decision.patched and "by hand, the blog recipe" in decision.reason
+
+
+def test_the_import_cost_benchmark_runs_and_reports_both_ratios(tmp_path):
+    from bbpatch.benchmarks import hook as bench
+
+    figures = bench.measure(tmp_path, rounds=1)  # asserts by itself that the hook is on in its enabled venv
+    assert set(bench.TARGETS) <= set(figures) and all(value > 0 for value in figures.values())
