@@ -175,15 +175,6 @@ def test_enable_builds_every_family_and_writes_nothing(make_venv, version):
     assert "hook: on" in status and f"patches ultralytics {version}" in status and "code cache warm" in status
 
 
-TRAIN = """
-    import json, sys
-    from ultralytics import YOLO
-    model = YOLO("yolov8n-mobilenetv4.yaml")
-    model.train(data=sys.argv[1], epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, val=False,
-                amp=False, pretrained=False, project=sys.argv[2], name="run", exist_ok=True, verbose=False, seed=0)
-    print(json.dumps(str(model.trainer.last)))
-"""
-
 PREDICT = """
     import json, sys, torch
     from ultralytics import YOLO
@@ -195,12 +186,18 @@ PREDICT = """
 """
 
 
-def test_train_reload_and_checkpoints_interchange_with_an_applied_tree(make_venv, tmp_path):
+def test_yolo_cli_trains_then_checkpoints_reload_and_interchange_with_an_applied_tree(make_venv, tmp_path):
     venv = make_venv("8.4.190")
     venv.bbpatch("enable")
     data = write_dataset(tmp_path / "data")
-    hooked_ckpt = venv.run_json(TRAIN, args=["-c", textwrap.dedent(TRAIN), str(data), str(tmp_path / "runs")])
-    assert Path(hooked_ckpt).is_file()
+    train = f"model=yolov8n-mobilenetv4.yaml data={data} epochs=1 imgsz=64 batch=4 workers=0 device=cpu plots=False"
+    train += f" val=False amp=False pretrained=False project={tmp_path / 'runs'} name=run exist_ok=True seed=0"
+    yolo = subprocess.run(  # the yolo CLI, a console script of the venv: its own interpreter start-up
+        [str(venv.root / "bin" / "yolo"), "train", *train.split()], env=venv.env, capture_output=True, text=True
+    )
+    assert yolo.returncode == 0, yolo.stdout[-3000:] + yolo.stderr[-3000:]
+    hooked_ckpt = str(tmp_path / "runs" / "run" / "weights" / "last.pt")
+    assert Path(hooked_ckpt).is_file(), yolo.stdout[-3000:]
     under_hook = venv.run_json(PREDICT, args=["-c", textwrap.dedent(PREDICT), hooked_ckpt])
     assert under_hook["module"] == "ultralytics.nn.Addmodules.timm_backbones"
 
