@@ -1,10 +1,13 @@
 """Helpers that the patched ultralytics ``tasks.py`` calls. Kept tiny: every name starts with ``bbpatch_``."""
 
+from ._pretrained import PretrainedWeightsError
+
 __all__ = [
     "bbpatch_role",
     "bbpatch_backbone",
     "bbpatch_channels",
     "bbpatch_takes_repeats",
+    "bbpatch_takes_raw_args",
     "bbpatch_save_backbone_outputs",
     "bbpatch_probe_size",
     "bbpatch_reparameterize",
@@ -33,7 +36,10 @@ def bbpatch_backbone(name, m, args, d):
     chosen = variants.get(scale)
     if chosen is not None and chosen != name and name in variants.values():
         name, m = chosen, _backbone_class(chosen, d.get("yaml_file", "the model YAML"), scale)
-    return name, m(*args)
+    try:
+        return name, m(*args)
+    except PretrainedWeightsError as error:  # one line naming the YAML and the layer, not timm's traceback
+        raise PretrainedWeightsError(f"{d.get('yaml_file', 'the model YAML')} layer 0 ({name}): {error}") from None
 
 
 def _backbone_class(name, yaml_file, scale):
@@ -61,6 +67,12 @@ def bbpatch_takes_repeats(m):
     return bool(getattr(m, "bbpatch_repeats", False))
 
 
+def bbpatch_takes_raw_args(m):
+    """True for backbone classes that read their YAML strings themselves (checkpoint paths such as ``./w.pth``,
+    ``~/w.pth`` or ``C:\\w.pth``, which parse_model's ``ast.literal_eval`` would raise a SyntaxError on)."""
+    return bbpatch_role(m) == "backbone" and bool(getattr(m, "bbpatch_raw_args", False))
+
+
 def bbpatch_save_backbone_outputs(x, y, save):
     """Spread a backbone's feature list over layer slots 0..4 of ``y``; return the last map as the running ``x``."""
     x = list(x)
@@ -70,9 +82,15 @@ def bbpatch_save_backbone_outputs(x, y, save):
 
 
 def bbpatch_probe_size(model, default):
-    """Stride-probe image size: the stock size unless a backbone in the model asks for a larger one."""
-    sizes = [getattr(m, "min_input_size", 640) for m in model.modules() if getattr(m, "backbone", False)]
-    return max([default, *sizes])
+    """Stride-probe image size: the stock size unless a backbone in the model asks for a larger one.
+
+    Called right before the probe's forward: a backbone that must not see it as training data is told so.
+    """
+    backbones = [m for m in model.modules() if getattr(m, "backbone", False)]
+    for m in backbones:
+        if hasattr(m, "before_stride_probe"):
+            m.before_stride_probe()
+    return max([default, *(getattr(m, "min_input_size", 640) for m in backbones)])
 
 
 def bbpatch_reparameterize(model):

@@ -12,6 +12,7 @@ YOLO``'s start-up time for models that use no backbone at all.
 from torch import nn
 
 from ._catalog import BACKBONES, MIN_INPUT_SIZE
+from ._pretrained import checkpoint, hub_unreachable, keep_as_trained, statistics_kept
 from ._rebuild import RebuildOnLoad
 
 PYRAMID_LEVELS = (2, 3, 4, 5)  # P2/4, P3/8, P4/16, P5/32
@@ -22,7 +23,9 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
 
     Args:
         model_name: any timm model that supports ``features_only``.
-        pretrained: False, True (timm's hub weights) or the path of a local checkpoint (offline machines).
+        pretrained: False, True (timm's hub weights) or the path of a local checkpoint (offline machines):
+            relative to the working directory, absolute, or with ``~``. The backbone then computes exactly
+            what timm's own ``features_only`` model computes from those weights (see ``_pretrained``).
         out_levels: pyramid levels to return (P<n> has stride 2**n); a suffix of (2, 3, 4, 5), so that
             P3, P4, P5 stay YAML layers 2, 3, 4.
         frozen_stages: freeze the first n stages of timm's ``feature_info`` (shallowest first, stem included):
@@ -31,12 +34,13 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
     """
 
     bbpatch_role = "backbone"
+    bbpatch_raw_args = True  # parse_model hands the YAML's strings over as written: checkpoint paths
     min_input_size = 640  # an arbitrary timm model is stride-probed at the recipe's size; named ones declare theirs
 
     def __init__(self, model_name, pretrained=False, out_levels=PYRAMID_LEVELS, frozen_stages=0):
         super().__init__()
         self.config = dict(model_name=model_name, out_levels=list(out_levels), frozen_stages=frozen_stages)
-        self.model = create_features_model(model_name, pretrained)
+        self.model = keep_as_trained(create_features_model(model_name, pretrained))
         info = self.model.feature_info
         self.out_indices = level_indices(model_name, info.reduction(), out_levels)
         self.channels = [info.channels()[i] for i in self.out_indices]
@@ -47,7 +51,14 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
     def _construct(self, **config):
         TimmBackbone.__init__(self, **config)
 
+    def before_stride_probe(self):
+        """The next forward is the model's stride probe on zeros: it must not move the loaded statistics."""
+        self._stride_probe = True
+
     def forward(self, x):
+        if vars(self).pop("_stride_probe", False):
+            with statistics_kept(self.model):
+                return self.forward(x)
         features = self.model(x)
         return [features[i] for i in self.out_indices]
 
@@ -60,10 +71,14 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
 def create_features_model(model_name, pretrained):
     import timm  # deferred: see the module docstring
 
-    if isinstance(pretrained, str):  # a local checkpoint file; timm loads it like hub weights (head dropped)
-        overlay = dict(file=pretrained)
+    weights = checkpoint(pretrained)
+    if isinstance(weights, str):  # a local checkpoint file; timm loads it like hub weights (head dropped)
+        overlay = dict(file=weights)
         return timm.create_model(model_name, pretrained=True, features_only=True, pretrained_cfg_overlay=overlay)
-    return timm.create_model(model_name, pretrained=bool(pretrained), features_only=True)
+    try:
+        return timm.create_model(model_name, pretrained=weights, features_only=True)
+    except OSError as error:  # huggingface_hub's LocalEntryNotFoundError, a refused connection ...
+        raise hub_unreachable(model_name, error) from None
 
 
 def level_indices(model_name, reductions, out_levels):

@@ -55,7 +55,7 @@ def unwrap(wrapper: cst.If, original: m.BaseMatcherNode) -> cst.BaseStatement:
 
 
 def _all_statements(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    return iter(m.findall(node, m.SimpleStatementLine() | m.If()))
+    return iter(m.findall(node, m.SimpleStatementLine() | m.If() | m.For()))
 
 
 def same_code(a: cst.CSTNode, b: cst.CSTNode) -> bool:

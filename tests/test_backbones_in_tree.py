@@ -142,3 +142,22 @@ def test_fuse_reparameterizes_mobileone_backbone_and_blocks(patched_tree):
         assert results[name]["branches_left"] == 0, name
         assert results[name]["reparameterized"] > 0, name
         assert results[name]["relative_difference"] < 1e-4, name
+
+
+HEAD_RIGHT_AFTER_BACKBONE = """
+import torch, yaml
+from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
+for cls, head in ((DetectionModel, "[[2, 3, 4], 1, Detect, [nc]]"), (RTDETRDetectionModel, "[-1, 1, AIFI, [256]]")):
+    config = yaml.safe_load(f"nc: 4\\nbackbone:\\n  - [-1, 1, MobileNetV4ConvSmall_050, []]\\nhead:\\n  - {head}\\n")
+    if cls is RTDETRDetectionModel:
+        config["head"].append([[2, 3, -1], 1, "RTDETRDecoder", ["nc", 64]])
+    model = cls(config, verbose=False).eval()
+    print(type(model.model[1]).__name__, model.model[1].i, model.model[1].f)
+"""
+
+
+def test_a_layer_that_keeps_the_stale_c2_right_after_the_backbone(patched_tree):
+    """Detect (and AIFI) branches leave parse_model's c2 as the previous layer's: after a backbone, the deepest
+    map's channels, not its whole list (which made the next layer a class instead of a module)."""
+    lines = run_py(patched_tree, HEAD_RIGHT_AFTER_BACKBONE).strip().splitlines()[-2:]
+    assert lines == ["Detect 5 [2, 3, 4]", "AIFI 5 -1"]

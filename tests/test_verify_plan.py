@@ -79,6 +79,16 @@ def test_a_missing_venv_puts_its_check_in_the_main_pool_where_it_fails_with_the_
     assert not {t.pool for t in tasks} & {f.name for f in exports.FORMATS}
 
 
+def test_pretrained_runs_once_per_timm_family_in_a_task_of_its_own(venvs):
+    venvs(True)
+    tasks = plan.plan(models() + [ModelYaml("yolo-timm.yaml", "yolo", "detect", "timm:resnet18", "Detect")])
+    pretrained = [t for t in tasks if "pretrained" in t.checks]
+    assert sorted(t.subject for t in pretrained) == ["yolo-detect-fasternet.yaml", "yolo-detect-mobilenetv4.yaml",
+                                                      "yolo-timm.yaml"]  # fmt: skip
+    assert all(t.checks == ["pretrained"] and t.pool == MAIN and t.after is None for t in pretrained)
+    assert not [t for t in plan.plan(models(), fast=True) if "pretrained" in t.checks]  # not in --fast
+
+
 def test_training_and_checkpoint_loading_follow_the_model_task(venvs):
     venvs(True)
     tasks = by_id(plan.plan(models()))

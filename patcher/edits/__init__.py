@@ -1,6 +1,7 @@
 """Every edit bbpatch makes, in the order it applies them. One module per edit; this list is the registry."""
 
 from bbpatch.edits import (
+    backbone_args,
     backbone_branch,
     backbone_flag,
     backbone_layer,
@@ -24,6 +25,7 @@ EDITS: tuple[Edit, ...] = tuple(
         import_addmodules,
         backbone_flag,
         yaml_name,
+        backbone_args,
         backbone_branch,
         block_branch,
         backbone_layer,

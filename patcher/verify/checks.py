@@ -8,9 +8,10 @@ raises ``Skipped`` when it does not apply, and raises anything else to fail.
 Scopes: ``model`` runs for every YAML; ``covering`` (GFLOPs and fusion: slower, and decided by the modules
 a model is made of) for the few YAMLs that together hold every backbone family and every head (the family
 representatives, then ``sample``); ``sample`` (ONNX) for those that bring a family or a head the export
-matrix does not export; ``family`` (training) and ``export`` (the export matrix) for one YAML per backbone
-family; ``once`` for one backbone YAML; ``reference`` and ``stock`` for the stock YAML in the unpatched copy
-and in the tree; ``load`` and ``safe_load`` in the fresh checkpoint-loading processes.
+matrix does not export; ``family`` (training), ``pretrained`` (a local checkpoint against timm's own model)
+and ``export`` (the export matrix) for one YAML per backbone family; ``once`` for one backbone YAML;
+``reference`` and ``stock`` for the stock YAML in the unpatched copy and in the tree; ``load`` and
+``safe_load`` in the fresh checkpoint-loading processes.
 """
 
 from __future__ import annotations
@@ -572,6 +573,103 @@ def train(ctx):
     assert Path(trainer.last).is_file(), f"no checkpoint written at {trainer.last}"
     shown = ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in losses.items())
     return f"1 epoch: {shown}; {moved:.0%} of tensors updated", {"losses": losses, "checkpoint": str(trainer.last)}
+
+
+# ---------------------------------------------------------------- per family: pretrained weights reach the backbone
+
+
+def backbone_class_built(config):
+    """The Addmodules class layer 0 of a model dict builds at its default scale (``backbone_scales`` followed)."""
+    import importlib
+
+    addmodules = importlib.import_module("ultralytics.nn.Addmodules")
+    name = str(config["backbone"][0][2])
+    variants = config.get("backbone_scales") or {}
+    scale = next(iter(config.get("scales") or {}), None)
+    if isinstance(variants, dict) and name in variants.values():
+        name = variants.get(scale, name)
+    return getattr(addmodules, name, None)
+
+
+def trained_looking_checkpoint(timm_name, path):
+    """A randomly initialized timm classifier whose BatchNorm statistics look like a trained network's (variances
+    1e-3 .. 2e-2, where an eps of 1e-3 instead of 1e-5 shows), each scale following them so activations stay finite."""
+    import timm
+    import torch
+
+    model = timm.create_model(timm_name, pretrained=False)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
+            bn.running_mean.copy_(torch.randn(bn.running_mean.shape, generator=g) * 0.1)
+            bn.running_var.copy_(torch.rand(bn.running_var.shape, generator=g) * 2e-2 + 1e-3)
+            bn.weight.copy_(bn.running_var.sqrt() * (1 + 0.1 * torch.randn(bn.weight.shape, generator=g)))
+    torch.save(model.state_dict(), path)
+
+
+def with_checkpoint(config, cls, path):
+    """The model dict with layer 0 building ``cls`` from the checkpoint file ``path``."""
+    first = config["backbone"][0]
+    args = list(first[3] if len(first) > 3 else [])
+    slot = 1 if cls.__name__ == "TimmBackbone" else 0
+    args[slot : slot + 1] = [str(path)]
+    config = {k: v for k, v in config.items() if k != "backbone_scales"}
+    config["backbone"] = [[-1, 1, cls.__name__, args], *config["backbone"][1:]]
+    return config
+
+
+def same_maps(layer, reference, x):
+    import torch
+
+    with torch.no_grad():
+        ours, theirs = layer.eval()(x), [reference(x)[i] for i in layer.out_indices]
+    assert_finite(theirs, "timm's model")
+    return len(ours) == len(theirs) and all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+def reloaded(model):
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+@check("pretrained", "pretrained")
+def pretrained(ctx):
+    """A checkpoint reaches the backbone unaltered: layer 0 of the model built from a local file computes exactly
+    what timm's own ``features_only`` model computes from it, built, reloaded (the pickling path a deepcopy and
+    ultralytics' EMA take too) and fused."""
+    import timm
+    import torch
+    import yaml
+    from timm.utils import reparameterize_model
+    from ultralytics.nn.Addmodules import TimmBackbone
+
+    config = yaml.safe_load(Path(ctx.yaml).read_text(encoding="utf-8"))
+    cls = backbone_class_built(config)
+    if not (isinstance(cls, type) and issubclass(cls, TimmBackbone)):
+        raise Skipped(f"layer 0 ({config['backbone'][0][2]}) is not a timm backbone: no pretrained weights")
+    first_args = config["backbone"][0][3] if len(config["backbone"][0]) > 3 else []
+    timm_name = getattr(cls, "timm_name", None) or str(first_args[0])
+    path = ctx.workdir / f"{ctx.stem}-{timm_name}.pth"
+    trained_looking_checkpoint(timm_name, path)
+    torch.manual_seed(0)
+    model = model_class(ctx.inputs)(with_checkpoint(config, cls, path), verbose=False).eval()
+    overlay = dict(file=str(path))
+    reference = timm.create_model(timm_name, pretrained=True, features_only=True, pretrained_cfg_overlay=overlay)
+    reference.eval()
+    x = sample_input(64)
+    stages = {"built": lambda: model.model[0], "reloaded": lambda: reloaded(model).model[0]}
+    differ = [stage for stage, layer in stages.items() if not same_maps(layer(), reference, x)]
+    model.fuse(verbose=False)
+    if not same_maps(model.model[0], reparameterize_model(reference), x):
+        differ.append("fused")
+    assert not differ, f"{timm_name} from a local checkpoint differs from timm's own model: {', '.join(differ)}"
+    return f"{timm_name}: equal to timm's own model bit for bit (built, reloaded, fused)"
 
 
 # ---------------------------------------------------------------- fresh-process checkpoint loading

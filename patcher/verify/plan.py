@@ -3,7 +3,8 @@
 - every YAML: the ``model`` checks (``--fast``: only the fast ones);
 - the family representatives and the ONNX samples below, which together hold every backbone family and every
   head: the ``covering`` checks (GFLOPs, fusion), whose outcome the modules a model is made of decide;
-- one YAML per backbone family (its representative): the ``family`` checks (training) in a task of their
+- one YAML per backbone family (its representative): the ``pretrained`` check (its backbone from a local
+  checkpoint against timm's own model) in a task of its own; the ``family`` checks (training) in a task of their
   own, then its checkpoint is loaded in two fresh processes, plainly and with ``ULTRALYTICS_SAFE_LOAD=1``;
   and the ``export`` checks (the export matrix) on the calibrated model its ``forward_eval`` saved: the
   formats of the verify venv in a main-pool task, TFLite and CoreML in a pool of their own whose workers
@@ -118,6 +119,11 @@ def representatives(models: list[ModelYaml]) -> list[ModelYaml]:
     return [m for m in models if m in chosen.values()]
 
 
+def has_timm_backbone(model: ModelYaml) -> bool:
+    """A whole backbone from timm (a catalog family or TimmBackbone): one that takes pretrained weights."""
+    return model.family in catalog.FAMILY_DEFAULTS or model.family.startswith("timm:")
+
+
 def lightest(models: list[ModelYaml]) -> ModelYaml | None:
     """The model whose backbone family has the fewest channels in bbpatch's catalog (a cheap proxy for cost)."""
     widths = {b.family: sum(b.channels) for b in reversed(list(catalog.BACKBONES.values()))}
@@ -193,6 +199,8 @@ def plan(
     for i, m in enumerate(chosen):
         model_id = next(t.id for t in tasks if t.yaml == m.path)
         tasks.append(Task(f"train{i}", m.name, m.path, checks_for({"family"}), MAIN, dict(m.inputs), model_id))
+        if has_timm_backbone(m):
+            tasks.append(Task(f"pretrained{i}", m.name, m.path, checks_for({"pretrained"}), MAIN, dict(m.inputs)))
         for pool in (LOAD, SAFE_LOAD):
             tasks.append(
                 Task(f"{pool}{i}", m.name, m.path, checks_for({pool}), pool, dict(m.inputs), f"train{i}",
@@ -217,7 +225,8 @@ def plan(
 
 
 COST = {"train": 12, "ddp": 4, "onnx": 2, "export_openvino": 4, "export_ncnn": 3, "export_tflite": 10,
-        "export_coreml": 3, "gflops": 0.5, "gflops_full": 0.5, "forward_eval": 0.2, "strides": 0}  # fmt: skip
+        "export_coreml": 3, "pretrained": 3, "gflops": 0.5, "gflops_full": 0.5, "forward_eval": 0.2,
+        "strides": 0}  # fmt: skip
 
 
 def cost(task: Task) -> float:
