@@ -41,6 +41,7 @@ bench: install
 	$(PY) -m bbpatch.benchmarks.verify
 	$(PY) -m bbpatch.benchmarks.git
 	$(PY) -m bbpatch.benchmarks.latency
+	$(PY) -m bbpatch.benchmarks.hook
 
 sweep: install
 	$(PY) -m bbpatch.sweep

@@ -94,23 +94,30 @@ def revert(path, force):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(path, as_json):
     """Report clean (exit 3) / patched (0) / drifted (1) / hand-patched (4)."""
+    from bbpatch.cli_hook import hook_status
+    from bbpatch.hook.environment import describe
+
     report = run(api.status, path)
+    hook = run(hook_status, report.tree)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        click.echo(json.dumps({**report.as_dict(), **({"hook": hook.as_dict()} if hook else {})}, indent=2))
     else:
         show(report)
         click.echo(report.state + (f" by bbpatch {report.bbpatch}" if report.bbpatch else ""))
         for name, state in report.edits.items():
             click.echo(f"  {name:<20} {state}")
+        for line in describe(hook) if hook else ():
+            click.echo(line)
     sys.exit(STATUS_EXIT[report.state])
 
 
 def _register_commands():
     from bbpatch.cli_git import git_hook_command, git_setup_command, merge_file_command, resolve_command
+    from bbpatch.cli_hook import disable_command, enable_command
     from bbpatch.cli_models import list_command, yaml_command
     from bbpatch.cli_verify import bench_command, verify_command
 
-    commands = (yaml_command, list_command, verify_command, bench_command)
+    commands = (yaml_command, list_command, verify_command, bench_command, enable_command, disable_command)
     for command in (*commands, git_setup_command, merge_file_command, resolve_command, git_hook_command):
         main.add_command(command)
 

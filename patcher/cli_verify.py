@@ -199,7 +199,7 @@ def bench_command(path, yamls, every, heads, stock, imgsz, plot, table, runs, wa
 
     try:
         patched = static.load(path)
-        roles = static.bbpatch_roles(patched.tree.package)
+        roles = patched.roles()
         shipped = {p.name: p for p in patched.yamls()}
         names = bench.model_names(shipped, split_names(yamls), every, split_names([stock]), split_names([heads]))
         resolved = resolve_yamls(patched, names)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import exports
 from . import plan as planning
-from .cache import BuildCache, build_key, tree_digest
+from .cache import BuildCache, build_key
 from .checks import CHECKS
 from .dataset import offline_environment, write_dataset
 from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code  # noqa: F401  (the package's names)
@@ -126,7 +126,7 @@ def verify(
     started = time.monotonic()
     on_result = on_result or (lambda result: None)
     patched = load(path)
-    roles = bbpatch_roles(patched.tree.package)
+    roles = patched.roles()
     models = [planning.describe(p, roles) for p in resolve_yamls(patched, yamls)]
     only = check_names(only)
     formats = format_names(formats, only)
@@ -163,7 +163,7 @@ class CachedBuilds:
 
     def __init__(self, patched: PatchedTree, tasks):
         self.cache = BuildCache()
-        digest = tree_digest(patched.tree.package)
+        digest = patched.build_digest()
         self.keys = {t.subject: build_key(digest, t.yaml) for t in tasks}
         known = {t.subject: self.cache.get(self.keys[t.subject]) for t in tasks}
         self.pending = [t for t in tasks if not known[t.subject]]

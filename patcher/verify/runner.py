@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+from bbpatch.hook import DISABLE_VARIABLE
+
 from .plan import MAIN, SAFE_LOAD, UNPATCHED, Task
 from .results import FAIL, SKIP, Result
 
@@ -166,6 +168,8 @@ class Runner:
     def pool_env(self, pool):
         env = dict(self.env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.trees[pool]), env.get("PYTHONPATH", "")) if p)
+        if pool == UNPATCHED:  # the stock reference: an enabled import hook must not patch it in memory
+            env[DISABLE_VARIABLE] = "1"
         if pool == SAFE_LOAD:
             env["ULTRALYTICS_SAFE_LOAD"] = "1"
         return env

@@ -38,26 +38,51 @@ class PatchedTree:
         keys = [k for k, r in self.manifest.files.items() if r.action == CREATED and k.endswith(".yaml")]
         return [self.tree.package / k for k in sorted(keys)]
 
+    def roles(self) -> dict:
+        return bbpatch_roles(self.tree.package)
+
+    def build_digest(self) -> str:
+        """What ``verify --fast``'s build cache keys this tree's builds by."""
+        from .cache import tree_digest
+
+        return tree_digest(self.tree.package)
+
+    def file_results(self) -> list[Result]:
+        return file_results(self)
+
 
 def load(path) -> PatchedTree:
-    """Find the tree and its manifest; raise NotPatched (or bbpatch's TreeError) when there is nothing to verify."""
+    """Find the tree and its manifest; raise NotPatched (or bbpatch's TreeError) when there is nothing to verify.
+
+    A tree unpatched on disk that the import hook patches in memory (``bbpatch enable``) is verified as such.
+    """
     tree = find_tree(path)
     report = api.status(tree.package)
     manifest = api.read_manifest(tree)
     if manifest is None:
+        from .hooked import load_hooked
+
+        hooked = load_hooked(tree, report)
+        if hooked is not None:
+            return hooked
         hint = " (it looks patched by hand)" if report.state == "hand-patched" else ""
-        raise NotPatched(f"{tree}: not patched by bbpatch{hint}; run 'bbpatch apply' first")
+        raise NotPatched(f"{tree}: not patched by bbpatch{hint}; run 'bbpatch apply' (or 'bbpatch enable') first")
     return PatchedTree(tree, manifest, report)
 
 
 def bbpatch_roles(package: Path) -> dict:
-    """``{class name: role}`` for classes with a literal ``bbpatch_role`` in the tree's Addmodules files.
+    """``{class name: role}`` for classes with a literal ``bbpatch_role`` in the tree's Addmodules files."""
+    return roles_in(package / ADDMODULES)
+
+
+def roles_in(folder: Path) -> dict:
+    """``{class name: role}`` for classes with a literal ``bbpatch_role`` in the module files of ``folder``.
 
     Read with ``ast``, without importing them; classes generated at import time (the catalog's
     backbones) are known from ``bbpatch.catalog`` instead.
     """
     roles = {}
-    for file in sorted((package / ADDMODULES).glob("*.py")):
+    for file in sorted(folder.glob("*.py")):
         try:
             module = ast.parse(file.read_text("utf-8"))
         except (SyntaxError, UnicodeDecodeError):
@@ -155,7 +180,7 @@ def read_bytes(path: Path):
 
 
 def static_results(patched: PatchedTree, allow_untested: bool = False) -> list[Result]:
-    return [release_result(patched, allow_untested), *edit_results(patched), *file_results(patched)]
+    return [release_result(patched, allow_untested), *edit_results(patched), *patched.file_results()]
 
 
 def unpatched_copy(patched: PatchedTree, dest: Path) -> Path:
