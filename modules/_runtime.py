@@ -10,12 +10,62 @@ __all__ = [
     "bbpatch_reparameterize",
 ]
 
+import re
+import sys
+from pathlib import Path
+
+try:  # written by ``bbpatch adopt`` in a tree that was patched by hand with the blog recipe
+    from ._adopted import RECIPE_BACKBONES, SHIPPED_YAMLS
+except ImportError:
+    RECIPE_BACKBONES, SHIPPED_YAMLS = {}, None
+
 BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: a leading None, then strides 4, 8, 16, 32
 
 
 def bbpatch_role(m):
     """'backbone', 'block' or None for a class named in a model YAML."""
-    return getattr(m, "bbpatch_role", None) if isinstance(m, type) else None
+    if not isinstance(m, type):
+        return None
+    role = getattr(m, "bbpatch_role", None)
+    if role is None and RECIPE_BACKBONES and _recipe_backbone(m) is not None:
+        return "backbone"
+    return role
+
+
+def _recipe_backbone(m):
+    """``(channels attribute, takes the YAML's args)`` when ``m`` is what the recipe's branch compared layers with:
+    the object tasks.py binds to one of the names adopt read from that branch; else None."""
+    tasks = vars(sys.modules.get("ultralytics.nn.tasks", sys))
+    return next((entry for name, entry in RECIPE_BACKBONES.items() if tasks.get(name) is m), None)
+
+
+def _from_shipped_yaml(d):
+    """The model dict comes from one of the YAMLs bbpatch installed (found where ultralytics' check_yaml finds it)."""
+    if SHIPPED_YAMLS is None:
+        return False
+    shipped = (Path(__file__).parent / SHIPPED_YAMLS).resolve()
+    path = Path(str(d.get("yaml_file", "")))
+    if path.parent != Path("."):
+        return path.resolve().parent == shipped
+    if path.exists():  # check_yaml takes a file in the working directory first: the user's
+        return False
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.name)  # yolov8n-x.yaml is read from yolov8-x.yaml
+    return (shipped / path.name).is_file() or (shipped / unified).is_file()
+
+
+def _build_recipe_backbone(name, m, args, d, entry):
+    """A recipe class, built as the recipe's branch built it; bbpatch's class of that name for bbpatch's YAMLs."""
+    own = _own_class(name) if _from_shipped_yaml(d) else None
+    if own is not None:
+        return None
+    return name, m(*args) if entry[1] else m()
+
+
+def _own_class(name):
+    import importlib
+
+    cls = getattr(importlib.import_module(__package__), str(name), None)
+    return cls if isinstance(cls, type) and getattr(cls, "bbpatch_role", None) == "backbone" else None
 
 
 def bbpatch_backbone(name, m, args, d):
@@ -26,6 +76,12 @@ def bbpatch_backbone(name, m, args, d):
     built instead; a layer 0 the user changed to anything else is built as written. Without a scale letter in
     the file name ultralytics builds the first row of ``scales``; the variant follows it the same way.
     """
+    entry = _recipe_backbone(m) if RECIPE_BACKBONES else None
+    if entry is not None:
+        built = _build_recipe_backbone(name, m, args, d, entry)
+        if built is not None:
+            return built
+        m = _own_class(name)
     variants = d.get("backbone_scales") or {}
     if not isinstance(variants, dict):
         raise ValueError(f"{d.get('yaml_file', 'the model YAML')}: backbone_scales must map scale letters to backbones")
@@ -50,6 +106,9 @@ def _backbone_class(name, yaml_file, scale):
 
 def bbpatch_channels(backbone):
     """Output channels of an instantiated backbone, without a forward pass."""
+    entry = _recipe_backbone(type(backbone)) if RECIPE_BACKBONES else None
+    if entry is not None:
+        return list(getattr(backbone, entry[0]))  # the attribute the recipe's branch read: width_list, channel
     channels = getattr(backbone, "channels", None) or getattr(backbone, "width_list", None)
     if not channels:
         raise TypeError(f"{type(backbone).__name__} declares bbpatch_role='backbone' but has no 'channels' list")
