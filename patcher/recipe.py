@@ -386,9 +386,9 @@ class _FlopsStride(cst.CSTTransformer):
         for index, line in enumerate(updated.leading_lines):
             upstream = _commented_statement(line)
             if upstream is not None and m.matches(upstream, PROBE_STRIDE):
-                self.recipe.removed.append(f"get_flops: '{code(updated).strip()}' -> upstream's probe stride")
+                self.recipe.removed.append("get_flops: 'stride = 640' -> upstream's line, kept above it as a comment")
                 lines = [*updated.leading_lines[:index], *updated.leading_lines[index + 1 :]]
-                return upstream.with_changes(leading_lines=lines, trailing_whitespace=updated.trailing_whitespace)
+                return upstream.with_changes(leading_lines=lines)
         return updated
 
 

@@ -1,0 +1,154 @@
+"""bbpatch adopt on trees patched by hand with the blog recipe (tests/recipe_trees.py follows the seeds' steps on
+real release wheels): every model YAML of the tree builds the same model after adoption (layers, parameters,
+state-dict keys and shapes; the hand-patched model's weights loaded strict give the same outputs bit for bit),
+status says adopted, revert gives the hand-patched tree back byte for byte; bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bbpatch import adoption, api
+from conftest import copy_package, release_package
+from helpers import run_cli, run_json, tree_bytes
+from recipe_trees import Backbone, Variant, make_recipe_tree
+
+BUILD = """
+import json, sys, torch
+from pathlib import Path
+from ultralytics.nn.tasks import DetectionModel
+
+def tensors(out):
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return [t for k in sorted(out) for t in tensors(out[k])]
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in tensors(o)]
+    return []
+
+mode, store, result = {mode!r}, Path({store!r}), {{}}
+for yaml in {yamls!r}:
+    name = Path(yaml).stem
+    torch.manual_seed(0 if mode == "before" else 1)
+    model = DetectionModel(yaml, verbose=False)
+    if mode == "before":
+        torch.save(model.state_dict(), store / f"{{name}}.pt")
+    else:
+        model.load_state_dict(torch.load(store / f"{{name}}.pt"), strict=True)
+    model.eval()
+    x = torch.rand(1, 3, 160, 160, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        outputs = tensors(model(x))
+    if mode == "before":
+        torch.save(outputs, store / f"{{name}}.out")
+        same = None
+    else:
+        before = torch.load(store / f"{{name}}.out")
+        same = len(before) == len(outputs) and all(torch.equal(a, b) for a, b in zip(before, outputs))
+    result[name] = {{
+        "layers": [[m.i, m.f, m.type, type(m).__module__ + "." + type(m).__name__,
+                    sum(p.numel() for p in m.parameters())] for m in model.model],
+        "state": [[k, list(v.shape)] for k, v in model.state_dict().items()],
+        "stride": model.stride.tolist(),
+        "eps": sorted({{m.eps for m in model.model[0].modules() if isinstance(m, torch.nn.BatchNorm2d)}}),
+        "same_outputs": same,
+    }}
+print(json.dumps(result))
+"""
+
+SHIPPED = """
+import json, sys
+from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
+shipped = RTDETRDetectionModel("rtdetr-fasternet.yaml", verbose=False).model[0]
+users = DetectionModel(sys.path[0] + "/models/yolov8-fasternet.yaml", verbose=False).model[0]
+print(json.dumps({m: [type(b).__module__, b.type, b.i] for m, b in (("shipped", shipped), ("users", users))}))
+"""
+
+ALL_KINDS = (
+    Backbone("FasterNet"),  # a name bbpatch ships too
+    Backbone("MyNet", yaml_args="16"),
+    Backbone("MobileNetV4ConvSmall", attr="channel", with_args=False, yaml_args="16"),  # seed 000/002
+)
+VARIANTS = {
+    "8.4.190 Addmodules star import, set, width_list+channel, FLOPs edit": ("8.4.190", Variant(backbones=ALL_KINDS)),
+    "8.4.190 nn/backbone named import before nn.modules, tuple, is_backbone, getattr, m.np, no FLOPs edit": (
+        "8.4.190",
+        Variant(
+            backbones=ALL_KINDS[:2],
+            star_import=False,
+            import_after=False,
+            dispatch="tuple",
+            flag="is_backbone",
+            forward_test="getattr(m, 'backbone', False)",
+            class_np=True,
+            flops_edit=False,
+        ),
+    ),
+    "8.3.100 'm is A' branches, no 640 probe": ("8.3.100", Variant(dispatch="is", probe_640=False)),
+    "8.1.47 Addmodules before nn.modules": ("8.1.47", Variant(backbones=ALL_KINDS, import_after=False)),
+    "8.0.200 seed 001 literally": ("8.0.200", Variant(class_np=True)),
+}
+
+
+def recipe_tree(tmp_path, version, variant):
+    root = copy_package(release_package(version), tmp_path / "tree")
+    yamls = make_recipe_tree(root / "ultralytics", variant, root / "models")
+    return root, yamls
+
+
+def build(root, yamls, mode, store):
+    store.mkdir(exist_ok=True)
+    return run_json(root, BUILD.format(mode=mode, store=str(store), yamls=[str(y) for y in yamls]))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
+    version, spec = VARIANTS[variant]
+    root, yamls = recipe_tree(tmp_path, version, spec)
+    hand_patched = tree_bytes(root)
+    before = build(root, yamls, "before", tmp_path / "store")
+
+    result = run_cli("adopt", str(root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    package = root / "ultralytics"
+    for name, data in hand_patched.items():  # every user file kept as it was; only the two patched files differ
+        if not name.endswith(("nn/tasks.py", "utils/torch_utils.py")):
+            assert (root / name).read_bytes() == data, name
+    assert "from ultralytics.nn.Addmodules import *\n" in (package / "nn/tasks.py").read_text() or not spec.star_import
+    assert "elif m in (Low_FAM,):\n            c2 = sum(ch[x] for x in f)\n" in (package / "nn/tasks.py").read_text()
+
+    after = build(root, yamls, "after", tmp_path / "store")
+    for name, built in after.items():
+        assert built["same_outputs"] is True, name
+        assert {k: v for k, v in built.items() if k != "same_outputs"} == {
+            k: v for k, v in before[name].items() if k != "same_outputs"
+        }, name
+        assert built["eps"] == [0.001], name  # ultralytics' initialize_weights reached the user's backbone as before
+        assert built["layers"][1][0] == 5  # the recipe's numbering: the layer after the backbone is 5
+
+    status = run_cli("status", str(root), "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert report["state"] == "patched" and report["adopted"]["from"] == adoption.FROM_RECIPE
+    assert set(report["adopted"]["backbones"]) == {b.cls for b in spec.backbones}
+    assert {b.cls: b.attr for b in spec.backbones} == {
+        n: e["channels"] for n, e in report["adopted"]["backbones"].items()
+    }
+
+    reverted = run_cli("revert", str(root))
+    assert reverted.returncode == 0, reverted.stdout + reverted.stderr
+    assert tree_bytes(root) == hand_patched
+
+
+def test_shipped_yamls_build_bbpatchs_class_beside_the_users_of_the_same_name(tmp_path):
+    """The user's FasterNet wins in their YAMLs (above); bbpatch's rtdetr-fasternet.yaml builds bbpatch's FasterNet."""
+    root, _ = recipe_tree(tmp_path, "8.4.190", Variant(backbones=ALL_KINDS))
+    api_report = adoption.adopt(root)
+    assert api_report.state == "adopted"
+    built = run_json(root, SHIPPED)
+    assert built == {
+        "shipped": ["ultralytics.nn.Addmodules.bbpatch.timm_backbones", "FasterNet", 4],
+        "users": ["ultralytics.nn.Addmodules.fasternet", "FasterNet", 4],
+    }
