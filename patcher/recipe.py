@@ -177,12 +177,12 @@ class _ParseModel:
         """``if isinstance(c2, list): <recipe> else: <stock>`` -> the stock statements."""
         line = _line(self.module, wrapper)
         if not isinstance(wrapper.orelse, cst.Else):
-            self.recipe.problems.append(f"tasks.py line {line}: 'if isinstance(c2, list):' without an else branch")
+            self.recipe.problems.append(f"nn/tasks.py line {line}: 'if isinstance(c2, list):' without an else branch")
             return [wrapper]
         strange = [s for s in wrapper.body.body if not _is_recipe_tail_statement(s)]
         if strange:
             self.recipe.problems.append(
-                f"tasks.py line {_line(self.module, strange[0])}: the recipe's channel-list branch also runs "
+                f"nn/tasks.py line {_line(self.module, strange[0])}: the recipe's channel-list branch also runs "
                 f"'{code(strange[0]).strip().splitlines()[0]}'"
             )
             return [wrapper]
@@ -202,7 +202,7 @@ class _ParseModel:
             return head
         if not kept or kept[0] is not head:
             self.recipe.problems.append(
-                f"tasks.py line {_line(self.module, head)}: the recipe's backbone branch heads the type dispatch"
+                f"nn/tasks.py line {_line(self.module, head)}: the recipe's backbone branch heads the type dispatch"
             )
             return head
         tail = node  # the final else
@@ -218,7 +218,7 @@ class _ParseModel:
         if not builds:
             if flags and _names_tested(branch.test):
                 self.recipe.problems.append(
-                    f"tasks.py line {_line(self.module, branch)}: a branch sets '{code(flags[0]).strip()}' "
+                    f"nn/tasks.py line {_line(self.module, branch)}: a branch sets '{code(flags[0]).strip()}' "
                     "without building the layer (m = m(*args))"
                 )
             return False
@@ -228,15 +228,15 @@ class _ParseModel:
         other = [s for s in statements if s not in builds + flags + channels]
         problems = []
         if names is None:
-            problems.append(f"tasks.py line {line}: a backbone branch tests '{code(branch.test)}', not 'm in {{...}}'")
+            problems.append(f"nn/tasks.py line {line}: a backbone branch tests '{code(branch.test)}', not 'm in {{...}}'")
         if len(channels) != 1:
-            problems.append(f"tasks.py line {line}: a backbone branch without one 'c2 = m.<channels>'")
+            problems.append(f"nn/tasks.py line {line}: a backbone branch without one 'c2 = m.<channels>'")
         if other:
-            problems.append(f"tasks.py line {line}: a backbone branch also runs '{code(other[0]).strip()}'")
+            problems.append(f"nn/tasks.py line {line}: a backbone branch also runs '{code(other[0]).strip()}'")
         call = builds[0].body[0].value
         with_args = _star_args(call)
         if with_args is None:
-            problems.append(f"tasks.py line {line}: a backbone branch builds '{code(call)}', not m(*args) or m()")
+            problems.append(f"nn/tasks.py line {line}: a backbone branch builds '{code(call)}', not m(*args) or m()")
         if problems:
             self.recipe.problems += problems
             return False
@@ -355,10 +355,11 @@ def remove_from_tasks(module: cst.Module, recipe: Recipe) -> cst.Module:
         body.append(statement)
     module = module.with_changes(body=body)
     module = module.visit(_ModelMethods(recipe))
-    left = [e for e in hand_patched.evidence(module.bytes) if not e.endswith(USER_IMPORT_SIGN)]
-    recipe.problems += [f"{sign} (still there once the recipe's known edits are out)" for sign in left]
+    if not recipe.problems:  # what is left once the known edits are out: a variant this module does not know
+        left = [e for e in hand_patched.evidence(module.bytes) if not e.endswith(USER_IMPORT_SIGN)]
+        recipe.problems += [f"nn/{sign} (left once the recipe's known edits are out)" for sign in left]
     if not recipe.backbones and not recipe.problems:
-        recipe.problems.append("tasks.py: no recipe backbone branch ('elif m in {...}: m = m(*args)') in parse_model")
+        recipe.problems.append("nn/tasks.py: no recipe backbone branch ('elif m in {...}: m = m(*args)') in parse_model")
     return module
 
 

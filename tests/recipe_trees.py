@@ -198,7 +198,8 @@ def patch_tasks(text: str, variant: Variant) -> str:
     build = re.search(r"^([ \t]*)(m_ = (?:torch\.)?nn\.Sequential\(.*\n)", text, re.M)
     kind = re.search(r"^([ \t]*)(t = str\(m\)\[8:-2\].*\n)", text, re.M)
     i = build.group(1)
-    tail = f"{i}if isinstance(c2, list):\n{i}    m_ = m\n{i}    m_.backbone = True\n{i}else:\n{i}    {build[2]}{i}    {kind[2]}"
+    kept = f"{i}if isinstance(c2, list):\n{i}    m_ = m\n{i}    m_.backbone = True\n"
+    tail = f"{kept}{i}else:\n{i}    {build[2]}{i}    {kind[2]}"
     text = text[: kind.start()] + text[kind.end() :]
     text = text[: build.start()] + tail + text[build.end() :]
     if variant.class_np:

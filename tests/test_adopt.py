@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from recipe_trees import Backbone, Variant, make_recipe_tree
 
-from bbpatch import adoption, api
+from bbpatch import adoption
+
 from conftest import copy_package, release_package
 from helpers import run_cli, run_json, tree_bytes
-from recipe_trees import Backbone, Variant, make_recipe_tree
 
 BUILD = """
 import json, sys, torch
@@ -152,3 +153,56 @@ def test_shipped_yamls_build_bbpatchs_class_beside_the_users_of_the_same_name(tm
         "shipped": ["ultralytics.nn.Addmodules.bbpatch.timm_backbones", "FasterNet", 4],
         "users": ["ultralytics.nn.Addmodules.fasternet", "FasterNet", 4],
     }
+
+
+def test_verify_fast_passes_on_an_adopted_tree(fresh_tree, tmp_path):
+    yamls = make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    adoption.adopt(fresh_tree)
+    result = run_cli("verify", str(fresh_tree), "--fast", "--yaml", "yolov8-mobilenetv4", "--yaml", str(yamls[0]))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(fresh_tree):
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    before = tree_bytes(fresh_tree)
+    result = run_cli("adopt", str(fresh_tree), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "-        elif m in {FasterNet, MyNet}:" in result.stdout
+    assert "+from ultralytics.nn.Addmodules.bbpatch import *" in result.stdout
+    assert "+++ b/ultralytics/nn/Addmodules/bbpatch/_adopted.py" in result.stdout
+    assert tree_bytes(fresh_tree) == before
+
+
+def refused(root, code: int) -> list[str]:
+    before = tree_bytes(root)
+    result = run_cli("adopt", str(root))
+    assert result.returncode == code, result.stdout + result.stderr
+    assert tree_bytes(root) == before
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("error: ") for line in lines), lines
+    return lines
+
+
+def test_a_stock_tree_is_refused_and_apply_named(fresh_tree):
+    (line,) = refused(fresh_tree, 3)
+    assert "nn/tasks.py: not patched by hand with the blog recipe" in line and "'bbpatch apply'" in line
+
+
+def test_a_bbpatch_tree_is_refused(fresh_tree):
+    api_report = adoption.api.apply(fresh_tree)
+    assert api_report.state == "patched"
+    (line,) = refused(fresh_tree, 2)
+    assert "bbpatch_manifest.json: this tree is patched by bbpatch" in line
+
+
+def test_an_unrecognised_recipe_variant_is_refused_one_line_per_reason(fresh_tree):
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    text = tasks.read_text()
+    text = text.replace("            m = m(*args)\n", "            m = m(*args, 3)\n", 1)
+    text = text.replace("            ch.extend(c2)\n", "            ch.extend(c2)\n            print(c2)\n", 1)
+    tasks.write_text(text)
+    lines = refused(fresh_tree, 4)
+    assert len(lines) == 2, lines
+    assert "builds 'm(*args, 3)', not m(*args) or m()" in lines[0] and "tasks.py line " in lines[0]
+    assert "also runs 'print(c2)'" in lines[1]
