@@ -132,7 +132,7 @@ class _Signs(cst.CSTVisitor):
                 continue
             if m.matches(node, pattern):
                 self.found[meaning] = node
-        return True
+        return not isinstance(node, (cst.Import, cst.ImportFrom))  # ultralytics.nn.backbone.x is no attribute check
 
 
 def evidence(tasks: bytes) -> list[str]:
