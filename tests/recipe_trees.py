@@ -180,7 +180,7 @@ def _branches(variant: Variant, indent: str) -> str:
 
 def patch_tasks(text: str, variant: Variant) -> str:
     # step 3: import everything from the package
-    modules_import = re.search(r"^from ultralytics\.nn\.modules import \((?:.|\n)*?^\)\n", text, re.M)
+    modules_import = re.search(r"^from ultralytics\.nn\.modules import \([^)]*\)\n", text, re.M)
     at = modules_import.end() if variant.import_after else modules_import.start()
     text = text[:at] + _imports(variant) + text[at:]
     # step 4: the two lines
@@ -202,8 +202,8 @@ def patch_tasks(text: str, variant: Variant) -> str:
     tail = f"{kept}{i}else:\n{i}    {build[2]}{i}    {kind[2]}"
     text = text[: kind.start()] + text[kind.end() :]
     text = text[: build.start()] + tail + text[build.end() :]
-    if variant.class_np:
-        text = _replace(text, "m_.np = sum(", "m.np = sum(")
+    if variant.class_np:  # seed 001 pasted an old tail: m.np (releases before 8.3.50 have it themselves)
+        text = text.replace("m_.np = sum(", "m.np = sum(", 1)
     flag = variant.flag
     text = _replace(text, "m_.i, m_.f, m_.type = i, f, t", f"m_.i, m_.f, m_.type = i + 4 if {flag} else i, f, t")
     text = _replace(text, "x % i for x in", f"x % (i + 4 if {flag} else i) for x in")

@@ -60,11 +60,11 @@ print(json.dumps(result))
 """
 
 SHIPPED = """
-import json, sys
+import json
 from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
 shipped = RTDETRDetectionModel("rtdetr-fasternet.yaml", verbose=False).model[0]
-users = DetectionModel(sys.path[0] + "/models/yolov8-fasternet.yaml", verbose=False).model[0]
-print(json.dumps({m: [type(b).__module__, b.type, b.i] for m, b in (("shipped", shipped), ("users", users))}))
+users = DetectionModel({yaml!r}, verbose=False).model[0]
+print(json.dumps({{m: [type(b).__module__, b.type, b.i] for m, b in (("shipped", shipped), ("users", users))}}))
 """
 
 ALL_KINDS = (
@@ -148,7 +148,7 @@ def test_shipped_yamls_build_bbpatchs_class_beside_the_users_of_the_same_name(tm
     root, _ = recipe_tree(tmp_path, "8.4.190", Variant(backbones=ALL_KINDS))
     api_report = adoption.adopt(root)
     assert api_report.state == "adopted"
-    built = run_json(root, SHIPPED)
+    built = run_json(root, SHIPPED.format(yaml=str(root / "models/yolov8-fasternet.yaml")))
     assert built == {
         "shipped": ["ultralytics.nn.Addmodules.bbpatch.timm_backbones", "FasterNet", 4],
         "users": ["ultralytics.nn.Addmodules.fasternet", "FasterNet", 4],
