@@ -228,7 +228,8 @@ class _ParseModel:
         other = [s for s in statements if s not in builds + flags + channels]
         problems = []
         if names is None:
-            problems.append(f"nn/tasks.py line {line}: a backbone branch tests '{code(branch.test)}', not 'm in {{...}}'")
+            test = code(branch.test)
+            problems.append(f"nn/tasks.py line {line}: a backbone branch tests '{test}', not 'm in {{...}}'")
         if len(channels) != 1:
             problems.append(f"nn/tasks.py line {line}: a backbone branch without one 'c2 = m.<channels>'")
         if other:
@@ -359,7 +360,7 @@ def remove_from_tasks(module: cst.Module, recipe: Recipe) -> cst.Module:
         left = [e for e in hand_patched.evidence(module.bytes) if not e.endswith(USER_IMPORT_SIGN)]
         recipe.problems += [f"nn/{sign} (left once the recipe's known edits are out)" for sign in left]
     if not recipe.backbones and not recipe.problems:
-        recipe.problems.append("nn/tasks.py: no recipe backbone branch ('elif m in {...}: m = m(*args)') in parse_model")
+        recipe.problems.append("nn/tasks.py: parse_model has no recipe backbone branch ('elif m in {...}: m = m(*args)')")
     return module
 
 
