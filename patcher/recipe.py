@@ -360,7 +360,7 @@ def remove_from_tasks(module: cst.Module, recipe: Recipe) -> cst.Module:
         left = [e for e in hand_patched.evidence(module.bytes) if not e.endswith(USER_IMPORT_SIGN)]
         recipe.problems += [f"nn/{sign} (left once the recipe's known edits are out)" for sign in left]
     if not recipe.backbones and not recipe.problems:
-        recipe.problems.append("nn/tasks.py: parse_model has no recipe backbone branch ('elif m in {...}: m = m(*args)')")
+        recipe.problems.append("nn/tasks.py: parse_model has no recipe backbone branch ('elif m in {...}: m = m(...)')")
     return module
 
 
