@@ -53,15 +53,8 @@ def _from_shipped_yaml(d):
     return (shipped / path.name).is_file() or (shipped / unified).is_file()
 
 
-def _build_recipe_backbone(name, m, args, d, entry):
-    """A recipe class, built as the recipe's branch built it; bbpatch's class of that name for bbpatch's YAMLs."""
-    own = _own_class(name) if _from_shipped_yaml(d) else None
-    if own is not None:
-        return None
-    return name, m(*args) if entry[1] else m()
-
-
 def _own_class(name):
+    """bbpatch's backbone class of that name (kept as an attribute of this package even where it is not exported)."""
     import importlib
 
     cls = getattr(importlib.import_module(__package__), str(name), None)
@@ -77,11 +70,11 @@ def bbpatch_backbone(name, m, args, d):
     the file name ultralytics builds the first row of ``scales``; the variant follows it the same way.
     """
     entry = _recipe_backbone(m) if RECIPE_BACKBONES else None
-    if entry is not None:
-        built = _build_recipe_backbone(name, m, args, d, entry)
-        if built is not None:
-            return built
-        m = _own_class(name)
+    if entry is not None:  # a recipe class: bbpatch's class of that name for bbpatch's own YAMLs, else as the recipe
+        own = _own_class(name) if _from_shipped_yaml(d) else None
+        if own is None:
+            return name, m(*args) if entry[1] else m()
+        m = own
     variants = d.get("backbone_scales") or {}
     if not isinstance(variants, dict):
         raise ValueError(f"{d.get('yaml_file', 'the model YAML')}: backbone_scales must map scale letters to backbones")

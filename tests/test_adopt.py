@@ -206,3 +206,47 @@ def test_an_unrecognised_recipe_variant_is_refused_one_line_per_reason(fresh_tre
     assert len(lines) == 2, lines
     assert "builds 'm(*args, 3)', not m(*args) or m()" in lines[0] and "tasks.py line " in lines[0]
     assert "also runs 'print(c2)'" in lines[1]
+
+
+def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
+    """The fork workflow (tests/test_git.py) on an adopted tree: the merge driver keeps the user's lines and the
+    adopted layout, the post-merge hook refreshes the record, the recipe backbones still build."""
+    from test_git import assert_fully_patched_at, bbpatch, git, put_release
+
+    old, new = "8.4.100", "8.4.190"  # 8.3.100 -> 8.4.190 conflicts in the user's own import line (docs/adopt.md)
+    repo = tmp_path / "fork"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    put_release(old, repo / "ultralytics")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", f"ultralytics {old}")
+    git(repo, "branch", "upstream")
+    yamls = make_recipe_tree(repo / "ultralytics", Variant(), repo / "models")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "the blog recipe, by hand")
+    assert bbpatch("adopt", cwd=repo).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "bbpatch adopt")
+    before = build(repo, yamls, "before", tmp_path / "before")
+    git(repo, "checkout", "-q", "upstream")
+    put_release(new, repo / "ultralytics")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", f"ultralytics {new}")
+    git(repo, "checkout", "-q", "main")
+
+    assert bbpatch("git-setup", cwd=repo).returncode == 0
+    merge = git(repo, "merge", "--no-edit", "upstream", check=False)
+    assert merge.returncode == 0, merge.stdout + merge.stderr
+    assert f"refreshed the patch record and YAMLs for ultralytics {new}" in merge.stderr
+    assert_fully_patched_at(repo, "ultralytics", new)
+    tasks = (repo / "ultralytics/nn/tasks.py").read_text()
+    assert "from ultralytics.nn.Addmodules import *\n" in tasks and "elif m in (Low_FAM,):" in tasks
+    assert "from ultralytics.nn.Addmodules.bbpatch import *" in tasks and "m = m(*args)" not in tasks
+    report = json.loads(bbpatch("status", "--json", cwd=repo).stdout)
+    assert set(report["adopted"]["backbones"]) == {"FasterNet", "MyNet"}
+    assert (repo / "ultralytics/nn/Addmodules/bbpatch/_adopted.py").is_file()
+
+    after = build(repo, yamls, "before", tmp_path / "after")
+    for name, built in after.items():
+        assert built["layers"][0] == before[name]["layers"][0] and built["layers"][1][0] == 5, name
+        assert built["stride"] == [8.0, 16.0, 32.0]
