@@ -6,6 +6,9 @@ status says adopted, revert gives the hand-patched tree back byte for byte; bad 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 from recipe_trees import Backbone, Variant, make_recipe_tree
@@ -250,3 +253,32 @@ def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
     for name, built in after.items():
         assert built["layers"][0] == before[name]["layers"][0] and built["layers"][1][0] == 5, name
         assert built["stride"] == [8.0, 16.0, 32.0]
+
+
+def test_adopt_never_imports_torch_timm_or_ultralytics(fresh_tree):
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    code = (
+        "import sys; from bbpatch.cli import main\n"
+        f"for args in (['adopt', {str(fresh_tree)!r}, '--dry-run'], ['adopt', {str(fresh_tree)!r}]):\n"
+        "    try:\n        main(args)\n"
+        "    except SystemExit as done:\n        assert done.code == 0, (args, done.code)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'timm', 'ultralytics'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (fresh_tree / "ultralytics/nn/Addmodules/bbpatch/_adopted.py").is_file()
+
+
+@pytest.mark.parametrize("kill_after", [0, 1, 3, 40])
+def test_a_kill_during_adopt_leaves_a_tree_the_next_command_recovers(fresh_tree, kill_after):
+    """SIGKILL after the journal (0), a created folder, tasks.py, and partway through the files: the next command
+    rolls the journal back to the hand-patched tree, byte for byte; adopt then succeeds."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    hand_patched = tree_bytes(fresh_tree)
+    killed = run_cli("adopt", str(fresh_tree), env={"BBPATCH_KILL_AFTER_WRITES": str(kill_after)})
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stdout, killed.stderr)
+    status = run_cli("status", str(fresh_tree))
+    assert status.returncode == 4 and "an interrupted bbpatch adopt was rolled back" in status.stdout
+    assert tree_bytes(fresh_tree) == hand_patched
+    assert run_cli("adopt", str(fresh_tree)).returncode == 0
