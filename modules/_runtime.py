@@ -12,24 +12,23 @@ __all__ = [
 
 import re
 import sys
+import weakref
 from pathlib import Path
 
 try:  # written by ``bbpatch adopt`` in a tree that was patched by hand with the blog recipe
     from ._adopted import RECIPE_BACKBONES, SHIPPED_YAMLS
 except ImportError:
     RECIPE_BACKBONES, SHIPPED_YAMLS = {}, None
+_RECIPE_BUILT = weakref.WeakKeyDictionary()  # recipe backbone instance -> the attribute its channels are in
 
 BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: a leading None, then strides 4, 8, 16, 32
 
 
 def bbpatch_role(m):
-    """'backbone', 'block' or None for a class named in a model YAML."""
-    if not isinstance(m, type):
-        return None
-    role = getattr(m, "bbpatch_role", None)
-    if role is None and RECIPE_BACKBONES and _recipe_backbone(m) is not None:
-        return "backbone"
-    return role
+    """'backbone', 'block' or None for a class named in a model YAML (or a recipe tree's backbone factory)."""
+    if RECIPE_BACKBONES and getattr(m, "bbpatch_role", None) is None and _recipe_backbone(m) is not None:
+        return "backbone"  # a class or a factory function: the recipe's branch tested identity, so does this
+    return getattr(m, "bbpatch_role", None) if isinstance(m, type) else None
 
 
 def _recipe_backbone(m):
@@ -73,7 +72,9 @@ def bbpatch_backbone(name, m, args, d):
     if entry is not None:  # a recipe class: bbpatch's class of that name for bbpatch's own YAMLs, else as the recipe
         own = _own_class(name) if _from_shipped_yaml(d) else None
         if own is None:
-            return name, m(*args) if entry[1] else m()
+            built = m(*args) if entry[1] else m()
+            _RECIPE_BUILT[built] = entry[0]
+            return name, built
         m = own
     variants = d.get("backbone_scales") or {}
     if not isinstance(variants, dict):
@@ -99,9 +100,9 @@ def _backbone_class(name, yaml_file, scale):
 
 def bbpatch_channels(backbone):
     """Output channels of an instantiated backbone, without a forward pass."""
-    entry = _recipe_backbone(type(backbone)) if RECIPE_BACKBONES else None
-    if entry is not None:
-        return list(getattr(backbone, entry[0]))  # the attribute the recipe's branch read: width_list, channel
+    recipe_attribute = _RECIPE_BUILT.get(backbone) if RECIPE_BACKBONES else None
+    if recipe_attribute is not None:
+        return list(getattr(backbone, recipe_attribute))  # the attribute the recipe's branch read: width_list, channel
     channels = getattr(backbone, "channels", None) or getattr(backbone, "width_list", None)
     if not channels:
         raise TypeError(f"{type(backbone).__name__} declares bbpatch_role='backbone' but has no 'channels' list")

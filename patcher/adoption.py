@@ -80,12 +80,20 @@ def recipe_removed(key: str, data: bytes) -> bytes:
     return remove(module, found).bytes
 
 
+def describe(backbones: dict, shown: int = 6) -> str:
+    """The recipe's backbones in one short phrase: names with their channel attribute, the first few of many."""
+    if not backbones:
+        return "no recipe backbones (modules only)"
+    names = [f"{name} ({entry['channels']})" for name, entry in backbones.items()]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{len(names)} recipe backbone{'s' if len(names) > 1 else ''}: {', '.join(names[:shown])}{more}"
+
+
 def status_note(manifest: Manifest) -> str:
     adopted = manifest.adopted
-    names = ", ".join(f"{name} ({entry['channels']})" for name, entry in adopted["backbones"].items())
     return (
-        f"adopted from {adopted['from']}: recipe backbones {names}; bbpatch's package in {adopted['modules']}/; "
-        "'bbpatch revert' gives back the hand-patched files"
+        f"adopted from {adopted['from']}: {describe(adopted['backbones'])}; bbpatch's package in "
+        f"{adopted['modules']}/; 'bbpatch revert' gives back the hand-patched files"
     )
 
 

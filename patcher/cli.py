@@ -125,8 +125,7 @@ def adopt(path, dry_run):
     if dry_run:
         click.echo(report.diff or "(no changes)", nl=False)
         return
-    names = ", ".join(report.adopted["backbones"])
-    click.echo(f"adopted: the recipe's edits replaced by bbpatch's; recipe backbones {names} build as before")
+    click.echo(f"adopted: the recipe's edits replaced by bbpatch's; {adoption.describe(report.adopted['backbones'])}")
 
 
 def _register_commands():

@@ -108,7 +108,7 @@ def _adopted(value: object) -> dict | None:
     _require(isinstance(value, dict) and isinstance(value.get("from"), str), "'adopted' must say what it was from")
     _require(value.get("modules") in ("nn/Addmodules", "nn/Addmodules/bbpatch"), "'adopted': unknown 'modules'")
     backbones = value.get("backbones")
-    _require(isinstance(backbones, dict) and backbones, "'adopted': 'backbones' must be a non-empty object")
+    _require(isinstance(backbones, dict), "'adopted': 'backbones' must be an object")
     for name, entry in backbones.items():
         _require(
             IDENTIFIER.fullmatch(name)

@@ -48,10 +48,6 @@ class Recipe:
     removed: list[str] = field(default_factory=list)  # what was taken out, one line each (status, docs)
     problems: list[str] = field(default_factory=list)  # what could not be recognised, one line each
 
-    def summary(self) -> str:
-        names = ", ".join(f"{b.name} ({b.channels})" for b in self.backbones.values())
-        return f"the blog recipe's hand edits (backbones {names})"
-
 
 class UnrecognisedRecipe(Exception):
     def __init__(self, problems: list[str]):
@@ -155,6 +151,13 @@ class _ParseModel:
         for statement in body:
             if isinstance(statement, cst.If) and m.matches(statement.test, IS_CHANNEL_LIST):
                 new_body += self._unwrapped_tail(statement)
+            elif isinstance(statement, cst.If) and m.findall(statement.test, IS_CHANNEL_LIST):
+                self.recipe.problems.append(
+                    f"nn/tasks.py line {_line(self.module, statement)}: the layer loop tests "
+                    f"'{code(statement.test)[:90]}': modules of yours take a channel-list c2 beside the backbones, "
+                    "and bbpatch's edits tell a backbone by its list c2"
+                )
+                new_body.append(statement)
             elif isinstance(statement, cst.If) and statement.orelse is not None:
                 new_body.append(self._without_recipe_branches(statement))
             elif self._is_channel_list_sum(statement):
@@ -359,8 +362,6 @@ def remove_from_tasks(module: cst.Module, recipe: Recipe) -> cst.Module:
     if not recipe.problems:  # what is left once the known edits are out: a variant this module does not know
         left = [e for e in hand_patched.evidence(module.bytes) if not e.endswith(USER_IMPORT_SIGN)]
         recipe.problems += [f"nn/{sign} (left once the recipe's known edits are out)" for sign in left]
-    if not recipe.backbones and not recipe.problems:
-        recipe.problems.append("nn/tasks.py: parse_model has no recipe backbone branch ('elif m in {...}: m = m(...)')")
     return module
 
 

@@ -74,6 +74,22 @@ head:
   - [[2, 8, 12], 1, Detect, [nc]]  # 13
 """
 
+NECK_ONLY_YAML = """# the user's own model: a stock backbone, their GOLD-YOLO-like neck module
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]  # 0-P1/2
+  - [-1, 1, Conv, [128, 3, 2]]  # 1-P2/4
+  - [-1, 1, Conv, [256, 3, 2]]  # 2-P3/8
+  - [-1, 1, Conv, [512, 3, 2]]  # 3-P4/16
+  - [-1, 1, Conv, [1024, 3, 2]]  # 4-P5/32
+head:
+  - [[2, 3, 4], 1, Low_FAM, []]  # 5
+  - [-1, 1, Conv, [256, 1, 1]]  # 6
+  - [[2, 3, 6], 1, Detect, [nc]]  # 7
+"""
+
 RECIPE_FORWARD = """\
 {i}if {test}:
 {i}    x = m(x)
@@ -106,6 +122,11 @@ class Backbone:
     attr: str = "width_list"  # or "channel" (seed 000)
     with_args: bool = True  # m = m(*args), or m = m() (seed 002)
     yaml_args: str = ""  # what the user's YAML passes
+    factory: str = ""  # the name YAMLs and the branch use is a function returning the class (public trees do)
+
+    @property
+    def name(self) -> str:
+        return self.factory or self.cls
 
 
 @dataclass(frozen=True)
@@ -138,7 +159,9 @@ def write_modules(package: Path, variant: Variant) -> None:
     folder.mkdir(exist_ok=True)
     files = {}
     for backbone in variant.backbones:
-        source = BACKBONE_FILE.format(names=[backbone.cls], cls=backbone.cls, attr=backbone.attr)
+        source = BACKBONE_FILE.format(names=[backbone.name], cls=backbone.cls, attr=backbone.attr)
+        if backbone.factory:
+            source += f"\n\ndef {backbone.factory}(*args):\n    return {backbone.cls}(*args)\n"
         files[backbone.cls.lower()] = source
     files["goldyolo"] = NECK_FILE
     for name, source in files.items():
@@ -150,7 +173,7 @@ def write_modules(package: Path, variant: Variant) -> None:
 def _imports(variant: Variant) -> str:
     if variant.star_import:
         return "from ultralytics.nn.Addmodules import *\n"
-    modules = "".join(f"from ultralytics.nn.backbone.{b.cls.lower()} import {b.cls}\n" for b in variant.backbones)
+    modules = "".join(f"from ultralytics.nn.backbone.{b.cls.lower()} import {b.name}\n" for b in variant.backbones)
     return modules + "from ultralytics.nn.backbone.goldyolo import Low_FAM\n"
 
 
@@ -168,10 +191,10 @@ def _branches(variant: Variant, indent: str) -> str:
         groups.setdefault((b.attr, b.with_args), []).append(b)
     text = ""
     for backbones in groups.values():
-        names = [b.cls for b in backbones]
+        names = [b.name for b in backbones]
         if variant.dispatch == "is":
             for b in backbones:
-                text += f"{indent}elif m is {b.cls}:\n" + body([b])
+                text += f"{indent}elif m is {b.name}:\n" + body([b])
             continue
         listed = "{" + ", ".join(names) + "}" if variant.dispatch == "set" else "(" + ", ".join(names) + ",)"
         text += f"{indent}elif m in {listed}:\n" + body(backbones)
@@ -183,6 +206,12 @@ def patch_tasks(text: str, variant: Variant) -> str:
     modules_import = re.search(r"^from ultralytics\.nn\.modules import \([^)]*\)\n", text, re.M)
     at = modules_import.end() if variant.import_after else modules_import.start()
     text = text[:at] + _imports(variant) + text[at:]
+    final = re.search(r"^([ \t]*)else:\n\s*c2 = ch\[f\]\n", text, re.M)
+    indent = final.group(1)
+    gold = f"{indent}elif m in (Low_FAM,):\n{indent}    c2 = sum(ch[x] for x in f)\n"
+    text = text[: final.start()] + gold + text[final.start() :]
+    if not variant.backbones:  # a reader who added only modules (steps 1-3) and a branch of their own
+        return text
     # step 4: the two lines
     text = _sub(
         text,
@@ -191,9 +220,7 @@ def patch_tasks(text: str, variant: Variant) -> str:
     )
     # step 5: the backbone branch, after the user's own GOLD-YOLO branch, before the final else
     final = re.search(r"^([ \t]*)else:\n\s*c2 = ch\[f\]\n", text, re.M)
-    indent = final.group(1)
-    gold = f"{indent}elif m in (Low_FAM,):\n{indent}    c2 = sum(ch[x] for x in f)\n"
-    text = text[: final.start()] + gold + _branches(variant, indent) + text[final.start() :]
+    text = text[: final.start()] + _branches(variant, indent) + text[final.start() :]
     # step 6: the loop tail
     build = re.search(r"^([ \t]*)(m_ = (?:torch\.)?nn\.Sequential\(.*\n)", text, re.M)
     kind = re.search(r"^([ \t]*)(t = str\(m\)\[8:-2\].*\n)", text, re.M)
@@ -219,7 +246,7 @@ def patch_tasks(text: str, variant: Variant) -> str:
 
 def patch_torch_utils(text: str, variant: Variant) -> str:
     """Seed 001 4.9: get_flops profiles a 640 image; the reader keeps upstream's line as a comment above."""
-    if not variant.flops_edit:
+    if not variant.flops_edit or not variant.backbones:
         return text
     return _sub(text, r"^([ \t]*)(stride = max\(int\(model\.stride\.max\(\)\), 32\).*)$", r"\1# \2\n\1stride = 640")
 
@@ -234,7 +261,11 @@ def make_recipe_tree(package: Path, variant: Variant, yamls: Path) -> list[Path]
     yamls.mkdir(parents=True, exist_ok=True)
     written = []
     for backbone in variant.backbones:
-        path = yamls / f"yolov8-{backbone.cls.lower()}.yaml"
-        path.write_text(textwrap.dedent(USER_YAML.format(backbone=backbone.cls, args=backbone.yaml_args)), "utf-8")
+        path = yamls / f"yolov8-{backbone.name.lower()}.yaml"
+        path.write_text(textwrap.dedent(USER_YAML.format(backbone=backbone.name, args=backbone.yaml_args)), "utf-8")
+        written.append(path)
+    if not variant.backbones:
+        path = yamls / "yolov8-lowfam.yaml"
+        path.write_text(NECK_ONLY_YAML, "utf-8")
         written.append(path)
     return written

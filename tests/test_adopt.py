@@ -93,6 +93,19 @@ VARIANTS = {
     "8.3.100 'm is A' branches, no 640 probe": ("8.3.100", Variant(dispatch="is", probe_640=False)),
     "8.1.47 Addmodules before nn.modules": ("8.1.47", Variant(backbones=ALL_KINDS, import_after=False)),
     "8.0.200 seed 001 literally": ("8.0.200", Variant(class_np=True)),
+    "8.4.190 factory functions, one named like bbpatch's mobilenetv4_small": (
+        "8.4.190",
+        Variant(
+            backbones=(
+                Backbone("ShuffleNet", factory="shufflenetv2"),
+                Backbone("MobileNetV4Small", attr="channel", factory="mobilenetv4_small"),
+            )
+        ),
+    ),
+    "8.3.100 modules only: an Addmodules import and a branch of the user's, no backbone": (
+        "8.3.100",
+        Variant(backbones=()),
+    ),
 }
 
 
@@ -130,14 +143,15 @@ def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
             k: v for k, v in before[name].items() if k != "same_outputs"
         }, name
         assert built["eps"] == [0.001], name  # ultralytics' initialize_weights reached the user's backbone as before
-        assert built["layers"][1][0] == 5  # the recipe's numbering: the layer after the backbone is 5
+        if spec.backbones:
+            assert built["layers"][1][0] == 5  # the recipe's numbering: the layer after the backbone is 5
 
     status = run_cli("status", str(root), "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     report = json.loads(status.stdout)
     assert report["state"] == "patched" and report["adopted"]["from"] == adoption.FROM_RECIPE
-    assert set(report["adopted"]["backbones"]) == {b.cls for b in spec.backbones}
-    assert {b.cls: b.attr for b in spec.backbones} == {
+    assert set(report["adopted"]["backbones"]) == {b.name for b in spec.backbones}
+    assert {b.name: b.attr for b in spec.backbones} == {
         n: e["channels"] for n, e in report["adopted"]["backbones"].items()
     }
 
@@ -282,3 +296,35 @@ def test_a_kill_during_adopt_leaves_a_tree_the_next_command_recovers(fresh_tree,
     assert status.returncode == 4 and "an interrupted bbpatch adopt was rolled back" in status.stdout
     assert tree_bytes(fresh_tree) == hand_patched
     assert run_cli("adopt", str(fresh_tree)).returncode == 0
+
+
+def test_apply_on_an_adopted_tree_keeps_the_layout_and_revert_still_gives_the_hand_patched_tree(fresh_tree):
+    """A newer bbpatch (here: the manifest says an older one wrote it) re-applies through the adoption record."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    hand_patched = tree_bytes(fresh_tree)
+    adoption.adopt(fresh_tree)
+    adopted = tree_bytes(fresh_tree)
+    assert run_cli("apply", str(fresh_tree)).stdout.splitlines()[-1].startswith("already patched by bbpatch")
+    manifest = fresh_tree / "ultralytics/nn/Addmodules/bbpatch_manifest.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "bbpatch": "0.0.1"}))
+    result = run_cli("apply", str(fresh_tree))
+    assert result.returncode == 0 and "updated:" in result.stdout, result.stdout + result.stderr
+    assert tree_bytes(fresh_tree) == adopted  # the same adopted tree, manifest included
+    assert run_cli("revert", str(fresh_tree)).returncode == 0
+    assert tree_bytes(fresh_tree) == hand_patched
+
+
+def test_a_loop_tail_that_keeps_other_channel_lists_apart_is_refused(fresh_tree):
+    """Public trees whose own modules take a list c2 test 'isinstance(c2, list) and m not in {...}': bbpatch's
+    edits tell a backbone by its list c2, so adopt says what it found and changes nothing."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    text = tasks.read_text().replace(
+        "        if isinstance(c2, list):\n            m_ = m\n",
+        "        if isinstance(c2, list) and m not in {Low_FAM}:\n            m_ = m\n",
+        1,
+    )
+    tasks.write_text(text)
+    (line,) = refused(fresh_tree, 4)
+    assert "the layer loop tests 'isinstance(c2, list) and m not in {Low_FAM}'" in line
