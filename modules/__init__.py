@@ -12,7 +12,7 @@ import pkgutil
 import sys
 
 from ._runtime import *  # noqa: F401,F403
-from ._runtime import RECIPE_BACKBONES
+from ._runtime import RECIPE_BACKBONES, USER_NAMES
 from ._runtime import __all__ as _runtime_all
 
 __all__ = list(_runtime_all)
@@ -24,10 +24,8 @@ def _users_names():
     bbpatch does not export them, so tasks.py binds them to the user's classes whatever the order of its imports;
     bbpatch's own classes of those names stay attributes of this package, for bbpatch's shipped YAMLs.
     """
-    if not RECIPE_BACKBONES:
-        return set()
-    parent = sys.modules.get(__name__.rpartition(".")[0]) if __name__.endswith(".bbpatch") else None
-    return set(RECIPE_BACKBONES) | set(vars(parent) if parent is not None else ())
+    parent = sys.modules.get(__name__.rpartition(".")[0]) if __name__.endswith(".Addmodules.bbpatch") else None
+    return set(RECIPE_BACKBONES) | set(USER_NAMES) | set(vars(parent) if parent is not None else ())
 
 
 def _export_marked_classes():

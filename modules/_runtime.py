@@ -16,9 +16,12 @@ import weakref
 from pathlib import Path
 
 try:  # written by ``bbpatch adopt`` in a tree that was patched by hand with the blog recipe
-    from ._adopted import RECIPE_BACKBONES, SHIPPED_YAMLS
+    from . import _adopted
 except ImportError:
-    RECIPE_BACKBONES, SHIPPED_YAMLS = {}, None
+    _adopted = None
+RECIPE_BACKBONES = getattr(_adopted, "RECIPE_BACKBONES", {})
+USER_NAMES = getattr(_adopted, "USER_NAMES", ())
+SHIPPED_YAMLS = getattr(_adopted, "SHIPPED_YAMLS", None)
 _RECIPE_BUILT = weakref.WeakKeyDictionary()  # recipe backbone instance -> the attribute its channels are in
 
 BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: a leading None, then strides 4, 8, 16, 32

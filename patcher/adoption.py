@@ -13,14 +13,18 @@ back byte for byte, and an ``adopted`` entry, so that status says what the tree 
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
-from bbpatch import __version__, api, recipe
+from bbpatch import __version__, api, catalog, recipe
+from bbpatch.catalog import package_dir
 from bbpatch.edits.base import TASKS, TORCH_UTILS
 from bbpatch.edits.import_addmodules import EDIT as IMPORT_EDIT
 from bbpatch.manifest import CREATED, FileRecord, Manifest, sha256
 from bbpatch.transaction import commit, locked, recover_pending
 from bbpatch.tree import ADDMODULES, LOCK, MANIFEST, Tree, TreeError, find_tree
+from bbpatch.verify.static import declared_role
 
 ADOPTED_PACKAGE = f"{ADDMODULES}/bbpatch"
 REGISTRY = "_adopted.py"
@@ -51,9 +55,36 @@ def modules_folder(tasks_base: bytes) -> str:
     return ADOPTED_PACKAGE if IMPORT_EDIT.imports_users_package(cst.parse_module(tasks_base)) else ADDMODULES
 
 
-def record_of(found: recipe.Recipe, modules: str) -> dict:
+def record_of(found: recipe.Recipe, modules: str, tasks_base: bytes) -> dict:
     backbones = {b.name: {"channels": b.channels, "args": b.with_args} for b in found.backbones.values()}
-    return {"from": FROM_RECIPE, "modules": modules, "backbones": dict(sorted(backbones.items()))}
+    record = {"from": FROM_RECIPE, "modules": modules, "backbones": dict(sorted(backbones.items()))}
+    imported = sorted(imported_names(tasks_base) & bbpatch_names())
+    if imported:
+        record["imported"] = imported
+    return record
+
+
+def imported_names(tasks: bytes) -> set[str]:
+    """Names tasks.py binds with ``from X import name`` at module level (a user's ``from .backbone.x import A``)."""
+    names = set()
+    for statement in cst.parse_module(tasks).body:
+        for node in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+            if isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
+                names |= {
+                    cst.Module([]).code_for_node(alias.asname.name if alias.asname else alias.name)
+                    for alias in node.names
+                }
+    return names
+
+
+def bbpatch_names() -> set[str]:
+    """The classes bbpatch's package exports, read without importing it (the catalog and bbpatch_role lines)."""
+    names = set(catalog.BACKBONES)
+    for file in package_dir("bbpatch.modules").glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text("utf-8"))):
+            if isinstance(node, ast.ClassDef) and declared_role(node):
+                names.add(node.name)
+    return names
 
 
 def registry_source(tree: Tree, adopted: dict) -> bytes:
@@ -68,6 +99,7 @@ def registry_source(tree: Tree, adopted: dict) -> bytes:
         'removes it."""\n\n'
         "# name in tasks.py: (attribute c2 came from, built with the YAML's args)\n"
         f"RECIPE_BACKBONES = {{\n{rows}}}\n"
+        f"USER_NAMES = {tuple(adopted.get('imported', ()))!r}  # tasks.py imports yours by these names: not exported\n"
         f"SHIPPED_YAMLS = {shipped!r}  # bbpatch's YAMLs, relative to this folder: they build bbpatch's classes\n"
     ).encode()
 
@@ -133,7 +165,7 @@ def plan_adopt(tree: Tree) -> tuple[api.Report, dict]:
                 for problem in error.problems
             )
         ) from None
-    adopted = record_of(found, modules_folder(tasks_base))
+    adopted = record_of(found, modules_folder(tasks_base), tasks_base)
     report, writes = plan_files(tree, current, {TASKS: tasks_base, TORCH_UTILS: utils_base}, current, adopted)
     report.notes += [f"took out: {line}" for line in found.removed]
     return report, writes

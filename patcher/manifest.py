@@ -118,6 +118,11 @@ def _adopted(value: object) -> dict | None:
             and isinstance(entry.get("args"), bool),
             f"'adopted': backbone {name!r} must be an identifier with 'channels' (identifier) and 'args' (bool)",
         )
+    imported = value.get("imported", [])
+    _require(
+        isinstance(imported, list) and all(isinstance(n, str) and IDENTIFIER.fullmatch(n) for n in imported),
+        "'adopted': 'imported' must list identifiers",
+    )
     return value
 
 

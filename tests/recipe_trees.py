@@ -45,7 +45,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Low_FAM"]
+__all__ = ["Low_FAM", "conv_bn_hswish"]
+
+
+class conv_bn_hswish(nn.Module):  # noqa: N801  (named like one of bbpatch's blocks: the user's must win)
+    def __init__(self, c):
+        super().__init__()
+        self.conv, self.bn, self.act = nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.Hardswish()
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
 
 
 class Low_FAM(nn.Module):
@@ -71,7 +80,8 @@ head:
   - [-1, 1, Conv, [128, 3, 2]]  # 10
   - [[-1, 5], 1, Concat, [1]]  # 11
   - [-1, 1, C2f, [128]]  # 12
-  - [[2, 8, 12], 1, Detect, [nc]]  # 13
+  - [-1, 1, conv_bn_hswish, [32]]  # 13 the user's block, named like bbpatch's
+  - [[2, 8, 13], 1, Detect, [nc]]  # 14
 """
 
 NECK_ONLY_YAML = """# the user's own model: a stock backbone, their GOLD-YOLO-like neck module
@@ -174,7 +184,7 @@ def _imports(variant: Variant) -> str:
     if variant.star_import:
         return "from ultralytics.nn.Addmodules import *\n"
     modules = "".join(f"from ultralytics.nn.backbone.{b.cls.lower()} import {b.name}\n" for b in variant.backbones)
-    return modules + "from ultralytics.nn.backbone.goldyolo import Low_FAM\n"
+    return modules + "from ultralytics.nn.backbone.goldyolo import Low_FAM, conv_bn_hswish\n"
 
 
 def _branches(variant: Variant, indent: str) -> str:

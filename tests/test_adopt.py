@@ -145,6 +145,7 @@ def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
         assert built["eps"] == [0.001], name  # ultralytics' initialize_weights reached the user's backbone as before
         if spec.backbones:
             assert built["layers"][1][0] == 5  # the recipe's numbering: the layer after the backbone is 5
+            assert built["layers"][-2][3].endswith(".goldyolo.conv_bn_hswish")  # the user's, not bbpatch's block
 
     status = run_cli("status", str(root), "--json")
     assert status.returncode == 0, status.stdout + status.stderr
