@@ -84,6 +84,26 @@ head:
   - [[2, 8, 13], 1, Detect, [nc]]  # 14
 """
 
+RTDETR_YAML = """# the user's RT-DETR (seed 001 is an RT-DETR recipe), small enough for a CPU test
+nc: 4
+scales:
+  l: [1.00, 1.00, 1024]
+backbone:
+  - [-1, 1, {backbone}, [{args}]]  # 0-4
+head:
+  - [-1, 1, Conv, [64, 1, 1, None, 1, 1, False]]  # 5 input_proj P5
+  - [-1, 1, AIFI, [128, 2]]  # 6
+  - [-1, 1, Conv, [64, 1, 1]]  # 7 Y5
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]  # 8
+  - [3, 1, Conv, [64, 1, 1, None, 1, 1, False]]  # 9 input_proj P4
+  - [[-2, -1], 1, Concat, [1]]  # 10
+  - [-1, 1, RepC3, [64]]  # 11 X4
+  - [-1, 1, Conv, [64, 3, 2]]  # 12
+  - [[-1, 7], 1, Concat, [1]]  # 13
+  - [-1, 1, RepC3, [64]]  # 14 F5
+  - [[11, 14], 1, RTDETRDecoder, [nc, 64, 30, 2, 2, 1]]  # 15
+"""
+
 NECK_ONLY_YAML = """# the user's own model: a stock backbone, their GOLD-YOLO-like neck module
 nc: 4
 scales:
@@ -150,6 +170,7 @@ class Variant:
     class_np: bool = False  # seed 001's pasted tail: m.np instead of m_.np
     probe_640: bool = True
     flops_edit: bool = True
+    rtdetr: bool = False  # the user also has an RT-DETR YAML (its predict loop carries the recipe's forward edit)
     extra: dict = field(default_factory=dict)
 
 
@@ -273,6 +294,11 @@ def make_recipe_tree(package: Path, variant: Variant, yamls: Path) -> list[Path]
     for backbone in variant.backbones:
         path = yamls / f"yolov8-{backbone.name.lower()}.yaml"
         path.write_text(textwrap.dedent(USER_YAML.format(backbone=backbone.name, args=backbone.yaml_args)), "utf-8")
+        written.append(path)
+    if variant.rtdetr and variant.backbones:
+        first = variant.backbones[0]
+        path = yamls / f"rtdetr-{first.name.lower()}.yaml"
+        path.write_text(RTDETR_YAML.format(backbone=first.name, args=first.yaml_args), "utf-8")
         written.append(path)
     if not variant.backbones:
         path = yamls / "yolov8-lowfam.yaml"

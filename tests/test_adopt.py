@@ -21,7 +21,7 @@ from helpers import run_cli, run_json, tree_bytes
 BUILD = """
 import json, sys, torch
 from pathlib import Path
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
 
 def tensors(out):
     if isinstance(out, torch.Tensor):
@@ -36,7 +36,8 @@ mode, store, result = {mode!r}, Path({store!r}), {{}}
 for yaml in {yamls!r}:
     name = Path(yaml).stem
     torch.manual_seed(0 if mode == "before" else 1)
-    model = DetectionModel(yaml, verbose=False)
+    kind = RTDETRDetectionModel if "RTDETRDecoder" in Path(yaml).read_text() else DetectionModel
+    model = kind(yaml, verbose=False)
     if mode == "before":
         torch.save(model.state_dict(), store / f"{{name}}.pt")
     else:
@@ -76,7 +77,10 @@ ALL_KINDS = (
     Backbone("MobileNetV4ConvSmall", attr="channel", with_args=False, yaml_args="16"),  # seed 000/002
 )
 VARIANTS = {
-    "8.4.190 Addmodules star import, set, width_list+channel, FLOPs edit": ("8.4.190", Variant(backbones=ALL_KINDS)),
+    "8.4.190 Addmodules star import, set, width_list+channel, FLOPs edit, RT-DETR": (
+        "8.4.190",
+        Variant(backbones=ALL_KINDS, rtdetr=True),
+    ),
     "8.4.190 nn/backbone named import before nn.modules, tuple, is_backbone, getattr, m.np, no FLOPs edit": (
         "8.4.190",
         Variant(
@@ -92,7 +96,7 @@ VARIANTS = {
     ),
     "8.3.100 'm is A' branches, no 640 probe": ("8.3.100", Variant(dispatch="is", probe_640=False)),
     "8.1.47 Addmodules before nn.modules": ("8.1.47", Variant(backbones=ALL_KINDS, import_after=False)),
-    "8.0.200 seed 001 literally": ("8.0.200", Variant(class_np=True)),
+    "8.0.200 seed 001 literally, RT-DETR": ("8.0.200", Variant(class_np=True, rtdetr=True)),
     "8.4.190 factory functions, one named like bbpatch's mobilenetv4_small": (
         "8.4.190",
         Variant(
@@ -145,7 +149,8 @@ def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
         assert built["eps"] == [0.001], name  # ultralytics' initialize_weights reached the user's backbone as before
         if spec.backbones:
             assert built["layers"][1][0] == 5  # the recipe's numbering: the layer after the backbone is 5
-            assert built["layers"][-2][3].endswith(".goldyolo.conv_bn_hswish")  # the user's, not bbpatch's block
+            if not name.startswith("rtdetr"):  # the user's block, named like bbpatch's, stays the user's
+                assert built["layers"][-2][3].endswith(".goldyolo.conv_bn_hswish")
 
     status = run_cli("status", str(root), "--json")
     assert status.returncode == 0, status.stdout + status.stderr
