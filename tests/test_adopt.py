@@ -334,3 +334,17 @@ def test_a_loop_tail_that_keeps_other_channel_lists_apart_is_refused(fresh_tree)
     tasks.write_text(text)
     (line,) = refused(fresh_tree, 4)
     assert "the layer loop tests 'isinstance(c2, list) and m not in {Low_FAM}'" in line
+
+
+def test_an_adoption_record_that_would_put_code_into_the_registry_is_refused(fresh_tree):
+    """The manifest is data from disk; the registry adopt writes from it holds names only."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+    adoption.adopt(fresh_tree)
+    manifest = fresh_tree / "ultralytics/nn/Addmodules/bbpatch_manifest.json"
+    record = json.loads(manifest.read_text())
+    record["adopted"]["backbones"]['x"); import os; ("'] = {"channels": "width_list", "args": True}
+    manifest.write_text(json.dumps(record))
+    before = tree_bytes(fresh_tree)
+    result = run_cli("apply", str(fresh_tree))
+    assert result.returncode == 2 and "unreadable bbpatch manifest ('adopted': backbone" in result.stderr
+    assert tree_bytes(fresh_tree) == before
