@@ -9,14 +9,27 @@ this folder is picked up the same way: no edit of ``tasks.py`` is needed (see do
 
 import importlib
 import pkgutil
+import sys
 
 from ._runtime import *  # noqa: F401,F403
+from ._runtime import RECIPE_BACKBONES, USER_NAMES
 from ._runtime import __all__ as _runtime_all
 
 __all__ = list(_runtime_all)
 
 
+def _users_names():
+    """In a tree adopted from the blog recipe (docs/adopt.md): the names the user's own classes hold there.
+
+    bbpatch does not export them, so tasks.py binds them to the user's classes whatever the order of its imports;
+    bbpatch's own classes of those names stay attributes of this package, for bbpatch's shipped YAMLs.
+    """
+    parent = sys.modules.get(__name__.rpartition(".")[0]) if __name__.endswith(".Addmodules.bbpatch") else None
+    return set(RECIPE_BACKBONES) | set(USER_NAMES) | set(vars(parent) if parent is not None else ())
+
+
 def _export_marked_classes():
+    users = _users_names()
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):  # noqa: F405 (module global)
         if info.name.startswith("_") or info.ispkg:
             continue
@@ -24,7 +37,8 @@ def _export_marked_classes():
         for name, obj in vars(module).items():
             if isinstance(obj, type) and getattr(obj, "bbpatch_role", None) and obj.__module__ == module.__name__:
                 globals()[name] = obj
-                __all__.append(name)
+                if name not in users:
+                    __all__.append(name)
 
 
 _export_marked_classes()

@@ -1,7 +1,5 @@
 """Helpers that the patched ultralytics ``tasks.py`` calls. Kept tiny: every name starts with ``bbpatch_``."""
 
-from ._pretrained import PretrainedWeightsError
-
 __all__ = [
     "bbpatch_role",
     "bbpatch_backbone",
@@ -13,12 +11,59 @@ __all__ = [
     "bbpatch_reparameterize",
 ]
 
+import re
+import sys
+import weakref
+from pathlib import Path
+
+from ._pretrained import PretrainedWeightsError
+
+try:  # written by ``bbpatch adopt`` in a tree that was patched by hand with the blog recipe
+    from . import _adopted
+except ImportError:
+    _adopted = None
+RECIPE_BACKBONES = getattr(_adopted, "RECIPE_BACKBONES", {})
+USER_NAMES = getattr(_adopted, "USER_NAMES", ())
+SHIPPED_YAMLS = getattr(_adopted, "SHIPPED_YAMLS", None)
+_RECIPE_BUILT = weakref.WeakKeyDictionary()  # recipe backbone instance -> the attribute its channels are in
+
 BACKBONE_SLOTS = 5  # a backbone fills layer indices 0..4: strides 2 (or None), 4, 8, 16, 32
 
 
 def bbpatch_role(m):
-    """'backbone', 'block' or None for a class named in a model YAML."""
+    """'backbone', 'block' or None for a class named in a model YAML (or a recipe tree's backbone factory)."""
+    if RECIPE_BACKBONES and getattr(m, "bbpatch_role", None) is None and _recipe_backbone(m) is not None:
+        return "backbone"  # a class or a factory function: the recipe's branch tested identity, so does this
     return getattr(m, "bbpatch_role", None) if isinstance(m, type) else None
+
+
+def _recipe_backbone(m):
+    """``(channels attribute, takes the YAML's args)`` when ``m`` is what the recipe's branch compared layers with:
+    the object tasks.py binds to one of the names adopt read from that branch; else None."""
+    tasks = vars(sys.modules.get("ultralytics.nn.tasks", sys))
+    return next((entry for name, entry in RECIPE_BACKBONES.items() if tasks.get(name) is m), None)
+
+
+def _from_shipped_yaml(d):
+    """The model dict comes from one of the YAMLs bbpatch installed (found where ultralytics' check_yaml finds it)."""
+    if SHIPPED_YAMLS is None:
+        return False
+    shipped = (Path(__file__).parent / SHIPPED_YAMLS).resolve()
+    path = Path(str(d.get("yaml_file", "")))
+    if path.parent != Path("."):
+        return path.resolve().parent == shipped
+    if path.exists():  # check_yaml takes a file in the working directory first: the user's
+        return False
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.name)  # yolov8n-x.yaml is read from yolov8-x.yaml
+    return (shipped / path.name).is_file() or (shipped / unified).is_file()
+
+
+def _own_class(name):
+    """bbpatch's backbone class of that name (kept as an attribute of this package even where it is not exported)."""
+    import importlib
+
+    cls = getattr(importlib.import_module(__package__), str(name), None)
+    return cls if isinstance(cls, type) and getattr(cls, "bbpatch_role", None) == "backbone" else None
 
 
 def bbpatch_backbone(name, m, args, d):
@@ -29,6 +74,14 @@ def bbpatch_backbone(name, m, args, d):
     built instead; a layer 0 the user changed to anything else is built as written. Without a scale letter in
     the file name ultralytics builds the first row of ``scales``; the variant follows it the same way.
     """
+    entry = _recipe_backbone(m) if RECIPE_BACKBONES else None
+    if entry is not None:  # a recipe class: bbpatch's class of that name for bbpatch's own YAMLs, else as the recipe
+        own = _own_class(name) if _from_shipped_yaml(d) else None
+        if own is None:
+            built = m(*args) if entry[1] else m()
+            _RECIPE_BUILT[built] = entry[0]
+            return name, built
+        m = own
     variants = d.get("backbone_scales") or {}
     if not isinstance(variants, dict):
         raise ValueError(f"{d.get('yaml_file', 'the model YAML')}: backbone_scales must map scale letters to backbones")
@@ -56,6 +109,9 @@ def _backbone_class(name, yaml_file, scale):
 
 def bbpatch_channels(backbone):
     """Output channels of an instantiated backbone, without a forward pass."""
+    recipe_attribute = _RECIPE_BUILT.get(backbone) if RECIPE_BACKBONES else None
+    if recipe_attribute is not None:
+        return list(getattr(backbone, recipe_attribute))  # the attribute the recipe's branch read: width_list, channel
     channels = getattr(backbone, "channels", None) or getattr(backbone, "width_list", None)
     if not channels:
         raise TypeError(f"{type(backbone).__name__} declares bbpatch_role='backbone' but has no 'channels' list")

@@ -11,6 +11,7 @@ import libcst as cst
 from bbpatch import __version__, hand_patched
 from bbpatch.catalog import package_dir
 from bbpatch.edits import EDITS, FILES, AnchorMissing
+from bbpatch.edits.import_addmodules import users_import_lines
 from bbpatch.encoding import decode, source_encoding
 from bbpatch.manifest import CHANGED, CREATED, FileRecord, Manifest, sha256
 from bbpatch.paths import outside_link
@@ -55,6 +56,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     diff: str = ""
     bbpatch: str | None = None
+    adopted: dict | None = None  # the manifest's adoption record (bbpatch adopt), if any
 
     def as_dict(self) -> dict:
         return {
@@ -65,6 +67,7 @@ class Report:
             "edits": self.edits,
             "problems": self.problems,
             "notes": self.notes,
+            "adopted": self.adopted,
         }
 
 
@@ -117,10 +120,15 @@ def patch_source(tree: Tree, key: str, data: bytes) -> tuple[bytes, dict[str, st
 def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
     """Undo bbpatch's edits only, keeping everything else in the file (the user's later edits included)."""
     module = _parse(tree, key, data)
+    users_lines = users_import_lines(module)  # an adopted tree's own recipe imports: not leftovers
     for edit in reversed(_edits_for(key)):
         module = edit.revert(module)
     text = module.code  # rendered once: Module.bytes would render the whole tree again
-    leftovers = [n for n, line in enumerate(text.splitlines(), 1) if any(mark in line for mark in LEFTOVER_MARKS)]
+    leftovers = [
+        n
+        for n, line in enumerate(text.splitlines(), 1)
+        if any(mark in line for mark in LEFTOVER_MARKS) and line.strip() not in users_lines
+    ]
     if leftovers:
         raise RevertRefused(
             f"{tree.file(key)}: bbpatch's inserted code was edited since apply (lines {leftovers[:5]}); "
@@ -154,12 +162,13 @@ def _torch_utils_evidence(data: bytes) -> list[str]:
     return [f"torch_utils.py carries bbpatch's {', '.join(edits)} edit without a manifest"] if edits else []
 
 
-def shipped_files(tree: Tree) -> dict[str, bytes]:
-    """Module files and YAMLs bbpatch installs, keyed by their path in the package.
+def shipped_files(tree: Tree, modules: str = ADDMODULES) -> dict[str, bytes]:
+    """Module files (in ``modules``: nn/Addmodules/bbpatch in an adopted tree) and YAMLs bbpatch installs, keyed by
+    their path in the package.
 
     YAMLs whose stock model the release lacks (YOLO26 before 8.4...) are left out: it could not build them.
     """
-    files = {f"{ADDMODULES}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.modules").glob("*.py"))}
+    files = {f"{modules}/{p.name}": p.read_bytes() for p in sorted(package_dir("bbpatch.modules").glob("*.py"))}
     yamls = sorted(package_dir("bbpatch.yamls").glob("*.yaml"))
     lacking = unbuildable(tree.package, [p.name for p in yamls])
     files.update({f"{tree.yaml_dir}/{p.name}": p.read_bytes() for p in yamls if p.name not in lacking})
@@ -167,13 +176,14 @@ def shipped_files(tree: Tree) -> dict[str, bytes]:
 
 
 def _sources(tree: Tree) -> dict[str, bytes]:
-    sources = {}
-    for key in FILES:
-        data = _read(tree, tree.file(key))
-        if data is None:
-            raise TreeError(f"{tree.file(key)}: missing; reinstall ultralytics or check the PATH")
-        sources[key] = data
-    return sources
+    return {key: read_source(tree, key) for key in FILES}
+
+
+def read_source(tree: Tree, key: str) -> bytes:
+    data = _read(tree, tree.file(key))
+    if data is None:
+        raise TreeError(f"{tree.file(key)}: missing; reinstall ultralytics or check the PATH")
+    return data
 
 
 def read_manifest(tree: Tree) -> Manifest | None:
@@ -220,10 +230,17 @@ def _originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None)
     for key, data in current.items():
         record = manifest.files.get(key)
         if record and sha256(data) == record.patched_sha256:
-            originals[key] = record.original
+            originals[key] = record.original if manifest.adopted is None else _recipe_removed(key, record.original)
         else:
             originals[key] = unpatch_source(tree, key, data)
     return originals
+
+
+def _recipe_removed(key: str, hand_patched_source: bytes) -> bytes:
+    """An adopted tree records the hand-patched files (for revert); bbpatch's edits apply to them, recipe removed."""
+    from bbpatch.adoption import recipe_removed
+
+    return recipe_removed(key, hand_patched_source)
 
 
 def original_sources(tree: Tree, manifest: Manifest) -> dict[str, bytes]:
@@ -246,6 +263,10 @@ def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
     manifest = read_manifest(tree)
     if manifest is not None and _is_current(tree, manifest):
         return Report(tree, "already-patched", dict(manifest.edits), bbpatch=manifest.bbpatch), {}
+    if manifest is not None and manifest.adopted is not None:
+        from bbpatch.adoption import plan_update
+
+        return plan_update(tree, manifest)
     current = _sources(tree)
     originals = _originals(tree, current, manifest)
     new_manifest = Manifest(__version__, tree.version)
@@ -271,6 +292,19 @@ def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
     writes[tree.package / MANIFEST] = new_manifest.to_bytes()
     state = "patched" if manifest is None else "updated"
     return Report(tree, state, new_manifest.edits, bbpatch=__version__), writes
+
+
+def diff_of(tree: Tree, writes: dict[Path, bytes | None]) -> str:
+    """The unified diff of a plan's writes (the manifest left out), for --dry-run."""
+    return "".join(
+        _unified_diff(tree, tree.key(p), _read(tree, p), data)
+        for p, data in writes.items()
+        if p.name != "bbpatch_manifest.json"
+    )
+
+
+read_file = _read
+check_replaceable = _check_replaceable
 
 
 def release_notes(tree: Tree) -> list[str]:
@@ -405,7 +439,13 @@ def status(path=None) -> Report:
         evidence = hand_patch_evidence(current)
         return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=first_notes + evidence)
     notes = first_notes + release_notes(tree)
-    report = Report(tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch, notes=notes)
+    if manifest.adopted is not None:
+        from bbpatch.adoption import status_note
+
+        notes.append(status_note(manifest))
+    report = Report(
+        tree, "patched", dict(manifest.edits), bbpatch=manifest.bbpatch, notes=notes, adopted=manifest.adopted
+    )
     if manifest.ultralytics != tree.version:
         _check_release_change(tree, manifest, report)
     for key, record in manifest.files.items():

@@ -20,6 +20,7 @@ ERROR_EXIT = (
     (TreeError, EXIT_USAGE),
     (OSError, EXIT_USAGE),  # one the engine did not name itself: still one line, never a traceback
 )
+ADOPT_EXIT = {"NotRecipePatched": EXIT_CLEAN, "UnknownRecipe": EXIT_HAND_PATCHED, "AlreadyPatched": EXIT_USAGE}
 PATH = click.argument("path", required=False, type=click.Path(file_okay=False))
 
 
@@ -109,6 +110,28 @@ def status(path, as_json):
         for line in describe(hook) if hook else ():
             click.echo(line)
     sys.exit(STATUS_EXIT[report.state])
+
+
+@main.command()
+@PATH
+@click.option("--dry-run", is_flag=True, help="Print the unified diff; write nothing.")
+def adopt(path, dry_run):
+    """Take over a tree patched by hand with the blog recipe: your modules and YAMLs keep working (docs/adopt.md)."""
+    from bbpatch import adoption
+
+    try:
+        report = adoption.adopt(path, dry_run=dry_run)
+    except adoption.NotAdoptable as error:
+        for line in str(error).splitlines():
+            click.echo(f"error: {line}", err=True)
+        sys.exit(ADOPT_EXIT.get(type(error).__name__, EXIT_USAGE))
+    except (TreeError, LockedError, OSError) as error:
+        fail(error)
+    show(report)
+    if dry_run:
+        click.echo(report.diff or "(no changes)", nl=False)
+        return
+    click.echo(f"adopted: the recipe's edits replaced by bbpatch's; {adoption.describe(report.adopted['backbones'])}")
 
 
 def _register_commands():

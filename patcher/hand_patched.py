@@ -45,7 +45,7 @@ def _grows_ch(node: cst.CSTNode) -> bool:
     )
 
 
-def _imports_addmodules(node: cst.CSTNode) -> bool:
+def imports_addmodules(node: cst.CSTNode) -> bool:
     if isinstance(node, cst.ImportFrom) and node.module is not None:
         return "Addmodules" in cst.Module([]).code_for_node(node.module)
     if isinstance(node, cst.Import):
@@ -55,7 +55,7 @@ def _imports_addmodules(node: cst.CSTNode) -> bool:
 
 # (pattern, where: "parse_model" or "anywhere", what it means)
 SIGNS = (
-    (m.MatchIfTrue(_imports_addmodules), "anywhere", "imports an Addmodules package"),
+    (m.MatchIfTrue(imports_addmodules), "anywhere", "imports an Addmodules package"),
     (
         _assigns("m", m.Call(func=m.Name("m"))),
         "parse_model",
@@ -132,7 +132,7 @@ class _Signs(cst.CSTVisitor):
                 continue
             if m.matches(node, pattern):
                 self.found[meaning] = node
-        return True
+        return not isinstance(node, (cst.Import, cst.ImportFrom))  # ultralytics.nn.backbone.x is no attribute check
 
 
 def evidence(tasks: bytes) -> list[str]:

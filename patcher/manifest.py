@@ -58,6 +58,9 @@ class Manifest:
     ultralytics: str
     edits: dict[str, str] = field(default_factory=dict)  # edit name -> status after apply
     files: dict[str, FileRecord] = field(default_factory=dict)  # path relative to the package
+    # bbpatch adopt: {"from": what the tree was, "modules": bbpatch's package folder,
+    #                 "backbones": {name: {"channels": attribute, "args": bool}}} (bbpatch.adoption)
+    adopted: dict | None = None
 
     def to_bytes(self) -> bytes:
         data = {
@@ -66,6 +69,8 @@ class Manifest:
             "edits": self.edits,
             "files": {k: vars(v) for k, v in sorted(self.files.items())},
         }
+        if self.adopted is not None:
+            data["adopted"] = self.adopted
         return (json.dumps(data, indent=1) + "\n").encode()
 
     @classmethod
@@ -85,12 +90,40 @@ class Manifest:
         )
         _require(isinstance(raw.get("files"), dict), "'files' must be an object")
         files = {key: _record(key, value) for key, value in raw["files"].items()}
-        return cls(raw["bbpatch"], raw["ultralytics"], edits, files)
+        return cls(raw["bbpatch"], raw["ultralytics"], edits, files, _adopted(raw.get("adopted")))
 
 
 def _require(condition: object, problem: str) -> None:
     if not condition:
         raise ManifestError(problem)
+
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _adopted(value: object) -> dict | None:
+    """The adoption record: names that become Python source in the registry file adopt writes, so identifiers only."""
+    if value is None:
+        return None
+    _require(isinstance(value, dict) and isinstance(value.get("from"), str), "'adopted' must say what it was from")
+    _require(value.get("modules") in ("nn/Addmodules", "nn/Addmodules/bbpatch"), "'adopted': unknown 'modules'")
+    backbones = value.get("backbones")
+    _require(isinstance(backbones, dict), "'adopted': 'backbones' must be an object")
+    for name, entry in backbones.items():
+        _require(
+            IDENTIFIER.fullmatch(name)
+            and isinstance(entry, dict)
+            and isinstance(entry.get("channels"), str)
+            and IDENTIFIER.fullmatch(entry["channels"])
+            and isinstance(entry.get("args"), bool),
+            f"'adopted': backbone {name!r} must be an identifier with 'channels' (identifier) and 'args' (bool)",
+        )
+    imported = value.get("imported", [])
+    _require(
+        isinstance(imported, list) and all(isinstance(n, str) and IDENTIFIER.fullmatch(n) for n in imported),
+        "'adopted': 'imported' must list identifiers",
+    )
+    return value
 
 
 def _record(key: str, value: object) -> FileRecord:

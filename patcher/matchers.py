@@ -82,8 +82,8 @@ def _pattern_class(name: str) -> type:
 
 
 _NODES = (
-    "Arg Assign AssignTarget Attribute BinaryOperation Call Comparison Element Else Expr For FormattedString "
-    "FormattedStringExpression GeneratorExp If IfExp "
+    "Add Arg Assign AssignTarget Attribute AugAssign BinaryOperation Call Comparison Element Else Expr For "
+    "FormattedString FormattedStringExpression GeneratorExp If IfExp "
     "ImportFrom IndentedBlock Integer Modulo Name Set SimpleStatementLine Subscript Tuple"
 ).split()
 globals().update({name: _pattern_class(name) for name in _NODES})
