@@ -2,19 +2,23 @@
 
 A process killed between two writes leaves a half-written tree until the next bbpatch command rolls the journal
 back, and what the user runs next is usually their training script, not bbpatch. So ``commit`` writes any change
-set (apply, revert, a refresh, a rollback, whatever a later command commits) in import-safe order:
+set (apply, revert, a refresh, a rollback, whatever a later command commits) in import-safe order, two rules:
 
-1. what a module will import is in place before the module that imports it. A package's modules count as
-   imported by whatever imports the package, its own ``__init__`` included (an ``__init__`` may import every
-   module beside it, as Addmodules' does). So the whole Addmodules package is written before ``nn/tasks.py``
-   imports it, and ``utils/torch_utils.py`` before ``nn/tasks.py``, which imports it;
-2. a module that stops importing another is rewritten before that other one changes;
-3. deletions come last, a module before the modules it imported: revert rewrites ``tasks.py`` (which then no
-   longer imports Addmodules) before the first Addmodules file goes.
+1. what a module will import is in place before it: when a file's new bytes import from a module of the
+   change set something its old bytes did not (or anything: ``import m``, ``from m import *``), that module
+   is written first;
+2. a module lets go of an import before that import changes: when a file's old bytes import from a module
+   something its new bytes no longer do (a deleted file imports nothing), the file is written or deleted first.
 
-Among files these rules leave free, new files (nothing imports them yet) come before changed ones, then the
-change set's own order. Imports are read with ``ast`` from the bytes before and after, nothing is run. A cycle
-of imports within one change set has no safe order: it is broken at its first file in that order.
+A package's modules count as imported by whatever imports the package, its own ``__init__`` included (an
+``__init__`` may import every module beside it, as Addmodules' does). So ``apply`` writes the whole Addmodules
+package before ``nn/tasks.py``, which star-imports it; ``revert`` writes ``nn/tasks.py`` (which then no longer
+imports Addmodules) before the first Addmodules file goes; a ``utils/torch_utils.py`` that gave ``tasks.py`` a
+new name would be written before it on apply and after it on revert. Among files the rules leave free, new
+files (nothing imports them yet) come first, then changed ones, then deletions, each in the change set's own
+order. Imports are read with ``ast`` from the bytes before and after, nothing is run. No order helps where a
+file's old and new bytes need different names from one module (its old bytes cannot run with that module's
+new bytes, nor the other way round): such a cycle is broken at its first file, by the same tie rule.
 """
 
 from __future__ import annotations
@@ -23,30 +27,41 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+CREATED, CHANGED, DELETED = range(3)
+ANYTHING = "*"  # ``import m``, ``from m import *``, ``from p import m``: which of m's names get used is unknown
+
 
 def import_safe_order(package: Path, before: dict[Path, bytes | None], after: dict[Path, bytes | None]) -> list[Path]:
-    """The paths of ``after`` (bytes: write, None: delete) in the order that keeps ``package`` importable."""
+    """The paths of ``after`` (bytes: write, None: delete) in the order that keeps ``package`` importable;
+    ``before`` holds their bytes now (None: no such file)."""
     graph = _ImportGraph(package, after)
-    placed = [path for path, data in after.items() if data is not None]
-    deleted = [path for path, data in after.items() if data is None]
-    needs: dict[Path, set[Path]] = defaultdict(set)  # path -> paths written or deleted before it
-    for path in placed:
+    placed = {path for path, data in after.items() if data is not None}
+    goes_after: dict[Path, set[Path]] = defaultdict(set)  # path -> the paths written or deleted before it
+    for path in after:
         will_import, imported = graph.imports(path, after[path]), graph.imports(path, before.get(path))
-        needs[path] |= will_import & set(placed)
-        for released in (imported - will_import) & set(placed):
-            needs[released].add(path)
-    for path in deleted:
-        for dependency in graph.imports(path, before.get(path)) & set(deleted):
-            needs[dependency].add(path)
+        for module in will_import.keys() | imported.keys():
+            new, old = will_import.get(module, set()), imported.get(module, set())
+            if module in placed and new and (ANYTHING in new or not _covers(old, new)):
+                goes_after[path].add(module)  # rule 1
+            if old and not _covers(new, old):
+                goes_after[module].add(path)  # rule 2
     position = {path: index for index, path in enumerate(after)}
-    new_first = lambda path: (before.get(path) is not None, position[path])
-    return _dependencies_first(placed, needs, new_first) + _dependencies_first(deleted, needs, position.get)
+
+    def kind_then_position(path: Path) -> tuple[int, int]:
+        kind = DELETED if after[path] is None else CREATED if before.get(path) is None else CHANGED
+        return kind, position[path]
+
+    return _dependencies_first(list(after), goes_after, kind_then_position)
 
 
-def _dependencies_first(paths: list[Path], needs: dict[Path, set[Path]], key) -> list[Path]:
+def _covers(names: set[str], others: set[str]) -> bool:
+    return ANYTHING in names or others <= names
+
+
+def _dependencies_first(paths: list[Path], goes_after: dict[Path, set[Path]], key) -> list[Path]:
     """A topological order of ``paths``, the smallest ``key`` first among those free to go; a cycle is broken at
     its smallest key."""
-    waiting = {path: needs[path] & set(paths) for path in paths}
+    waiting = {path: goes_after[path] & set(paths) - {path} for path in paths}
     order = []
     while waiting:
         free = [path for path, blockers in waiting.items() if not blockers] or list(waiting)
@@ -59,7 +74,7 @@ def _dependencies_first(paths: list[Path], needs: dict[Path, set[Path]], key) ->
 
 
 class _ImportGraph:
-    """Which Python files of a change set a file's bytes import."""
+    """Which Python files of a change set a file's bytes import, and which of their names."""
 
     def __init__(self, package: Path, change_set: dict[Path, bytes | None]):
         self.package = package
@@ -78,34 +93,46 @@ class _ImportGraph:
             parts.pop()
         return ".".join(parts) if all(part.isidentifier() for part in parts) else None
 
-    def imports(self, path: Path, data: bytes | None) -> set[Path]:
+    def imports(self, path: Path, data: bytes | None) -> dict[Path, set[str]]:
+        """File of the change set -> the names ``data`` (the bytes of ``path``) imports from it."""
         name = self.module_name(path)
         if name is None or data is None:
-            return set()
+            return {}
         try:
             tree = ast.parse(data)
         except (SyntaxError, ValueError):  # not Python (a conflicted merge, bad bytes): nothing to order by
-            return set()
+            return {}
         is_package = path.name == "__init__.py"
-        targets = {name} if is_package else set()  # an __init__ may import any module of its package
+        wanted: dict[str, set[str]] = defaultdict(set)  # module name -> names
+        if is_package:
+            wanted[name].add(ANYTHING)  # an __init__ may import any module of its package
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                targets.update(alias.name for alias in node.names)
+                for alias in node.names:
+                    wanted[alias.name].add(ANYTHING)
             elif isinstance(node, ast.ImportFrom):
-                targets |= self._imported_by_from(node, name if is_package else name.rpartition(".")[0])
-        return {file for target in targets for file in self._files_of(target)} - {path}
+                self._add_from(node, name if is_package else name.rpartition(".")[0], wanted)
+        files: dict[Path, set[str]] = defaultdict(set)
+        for module, names in wanted.items():
+            for file in self._files_of(module) - {path}:
+                files[file] |= names
+        return files
 
-    def _imported_by_from(self, node: ast.ImportFrom, own_package: str) -> set[str]:
-        """``from base import a, b``: the modules ``base.a``, ``base.b`` where they are files, else ``base``."""
+    def _add_from(self, node: ast.ImportFrom, own_package: str, wanted: dict[str, set[str]]) -> None:
+        """``from base import a, b``: the module ``base.a`` where it is a file, else the name ``a`` of ``base``."""
         if node.level:
             parts = own_package.split(".")
             if node.level - 1 >= len(parts):
-                return set()
+                return
             base = ".".join(parts[: len(parts) - (node.level - 1)] + ([node.module] if node.module else []))
         else:
             base = node.module or ""
-        submodules = {f"{base}.{alias.name}" for alias in node.names} & set(self.files)
-        return submodules if len(submodules) == len(node.names) else submodules | {base}
+        for alias in node.names:
+            submodule = f"{base}.{alias.name}"
+            if submodule in self.files:
+                wanted[submodule].add(ANYTHING)
+            else:
+                wanted[base].add(alias.name)  # "*" is ANYTHING
 
     def _files_of(self, module: str) -> set[Path]:
         """A module's file; for a package, its ``__init__`` and every module in it."""
