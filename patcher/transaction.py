@@ -169,7 +169,8 @@ def roll_back(package: Path, plan: Journal) -> None:
         if restore[path] is None:
             _delete(path)
         else:
-            _write(path, restore[path])
+            _write(path, restore[path], sync=False)
+    journal.flush(package, list(restore))  # once for all, as commit does: until the journal goes, a crash rolls back
     for key in {*plan.before, *plan.made_dirs}:
         _remove_temp_files(under(package, key).parent)
     for key in reversed(plan.made_dirs):
