@@ -5,10 +5,10 @@ the stock model bit for bit (same seed, same weights as the stock tree's), and w
 the patched one a bbpatch YAML builds too, bit for bit as in a tree applied in one go. Then the next bbpatch
 command rolls the journal back to the exact tree from before (bytes and folders).
 
-Each kill point costs two new processes (the killed bbpatch, the import) plus the recovering command: they are
-forks of Pythons that imported bbpatch (resp. torch, timm, cv2 ...) once (``helpers.Preloaded``), so that a
-hundred kill points per command fit in a minute. Nothing of ultralytics is preloaded: each fork imports it afresh
-from the tree.
+Each kill point costs three new processes (the killed bbpatch, the builds, the recovering bbpatch): they are
+forks of Pythons that imported bbpatch (resp. torch, timm, cv2 ...) once (``helpers.Preloaded``), which spares
+each of the ~95 kill points per command an interpreter start-up and torch's import (3 s of a cold start here).
+Nothing of ultralytics is preloaded: each fork imports it afresh from the tree.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ THIRD_PARTY = ["torch", "torchvision", "timm", "numpy", "cv2", "yaml", "PIL.Imag
 
 BUILD = """
 import hashlib, json, sys
+assert not [name for name in sys.modules if name.startswith("ultralytics")]  # a fresh import, nothing cached
 sys.path.insert(0, {root!r})
 import torch
 import ultralytics
@@ -69,10 +70,10 @@ def bbpatch_cli():
         yield python
 
 
-def built(importer: Preloaded, root: Path, names: list[str]) -> dict[str, str]:
+def built(importer: Preloaded, root: Path, names: list[str], where: str = "") -> dict[str, str]:
     """The weights' fingerprint of each model YAML as a new process building it from ``root`` sees them."""
     result = importer.run(BUILD.format(root=str(root), names=names))
-    assert result.returncode == 0, f"{names} do not build from {root}:\n{result.stdout[-4000:]}"
+    assert result.returncode == 0, f"{where}: {names} do not build from {root}:\n{result.stdout[-4000:]}"
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -92,7 +93,7 @@ def folders(root: Path) -> list[str]:
 def check_importable(importer, root: Path, patched_tasks: bytes, references: dict[str, str], where: str) -> None:
     tasks_patched = (root / "ultralytics" / TASKS).read_bytes() == patched_tasks
     names = [STOCK, PATCHED] if tasks_patched else [STOCK]
-    assert built(importer, root, names) == {name: references[name] for name in names}, where
+    assert built(importer, root, names, where) == {name: references[name] for name in names}, where
 
 
 def killed_after_each_write(bbpatch_cli, command: str, root: Path, between, recovered) -> int:
