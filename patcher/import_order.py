@@ -14,11 +14,14 @@ A package's modules count as imported by whatever imports the package, its own `
 ``__init__`` may import every module beside it, as Addmodules' does). So ``apply`` writes the whole Addmodules
 package before ``nn/tasks.py``, which star-imports it; ``revert`` writes ``nn/tasks.py`` (which then no longer
 imports Addmodules) before the first Addmodules file goes; a ``utils/torch_utils.py`` that gave ``tasks.py`` a
-new name would be written before it on apply and after it on revert. Among files the rules leave free, new
-files (nothing imports them yet) come first, then changed ones, then deletions, each in the change set's own
-order. Imports are read with ``ast`` from the bytes before and after, nothing is run. No order helps where a
-file's old and new bytes need different names from one module (its old bytes cannot run with that module's
-new bytes, nor the other way round): such a cycle is broken at its first file, by the same tie rule.
+new name would be written before it on apply and after it on revert.
+
+Among files the rules leave free, new files (nothing imports them yet) come first, then changed ones, then
+deletions; among new or changed ones, files that are not modules (YAMLs, the manifest: code reads them, which
+no import shows) before modules, so that a refresh's new ``tasks.py`` finds the new YAMLs; then the change
+set's own order. Imports are read with ``ast`` from the bytes before and after, nothing is run. No order helps
+where a file's old and new bytes need different names from one module (its old bytes cannot run with that
+module's new bytes, nor the other way round): such a cycle is broken at its first file, by the same tie rule.
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ def import_safe_order(package: Path, before: dict[Path, bytes | None], after: di
                 goes_after[module].add(path)  # rule 2
     position = {path: index for index, path in enumerate(after)}
 
-    def kind_then_position(path: Path) -> tuple[int, int]:
+    def tie_break(path: Path) -> tuple[int, bool, int]:
         kind = DELETED if after[path] is None else CREATED if before.get(path) is None else CHANGED
-        return kind, position[path]
+        code_after_data = kind != DELETED and graph.module_name(path) is not None
+        return kind, code_after_data, position[path]
 
-    return _dependencies_first(list(after), goes_after, kind_then_position)
+    return _dependencies_first(list(after), goes_after, tie_break)
 
 
 def _covers(names: set[str], others: set[str]) -> bool:
