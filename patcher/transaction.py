@@ -2,11 +2,12 @@
 
 ``commit(package, writes)`` checks every path (bbpatch.paths), records how to undo the whole change in a
 write-ahead journal (bbpatch.journal), then writes each file through a temp file and an atomic rename, in
-import-safe order (bbpatch.import_order: a module's imports are in place before it, a file goes only once
-nothing in the change set imports it), so that at every instant between two writes the tree still imports;
-a rollback writes in that order too. If a write fails, the journal is rolled back in the same process and the
-failure becomes one ``WriteError`` line naming the file and the cause. If the process dies instead, the
-journal is still there: the next bbpatch command rolls it back (``locked`` and ``recover_pending``) and says so.
+import-safe order (bbpatch.import_order: what a module will import is in place before it, a module lets go of
+an import before what it imported changes or goes), so that at every instant between two writes the tree
+still imports; a rollback writes in that order too. If a write fails, the journal is rolled back in the same
+process and the failure becomes one ``WriteError`` line naming the file and the cause. If the process dies
+instead, the journal is still there: the next bbpatch command rolls it back (``locked`` and
+``recover_pending``) and says so.
 
 Test hook: with ``BBPATCH_KILL_AFTER_WRITES=N`` in the environment, the process sends itself SIGKILL right
 after its Nth write, delete or mkdir in a tree (``0``: right after the journal is written, before any write).
