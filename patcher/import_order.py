@@ -19,14 +19,16 @@ new name would be written before it on apply and after it on revert.
 Among files the rules leave free, new files (nothing imports them yet) come first, then changed ones, then
 deletions; among new or changed ones, files that are not modules (YAMLs, the manifest: code reads them, which
 no import shows) before modules, so that a refresh's new ``tasks.py`` finds the new YAMLs; then the change
-set's own order. Imports are read with ``ast`` from the bytes before and after, nothing is run. No order helps
-where a file's old and new bytes need different names from one module (its old bytes cannot run with that
-module's new bytes, nor the other way round): such a cycle is broken at its first file, by the same tie rule.
+set's own order. Imports are read from the bytes before and after (``import_statements``), nothing is run.
+No order helps where a file's old and new bytes need different names from one module (its old bytes cannot
+run with that module's new bytes, nor the other way round): such a cycle is broken at its first file, by the
+same tie rule.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -77,6 +79,39 @@ def _dependencies_first(paths: list[Path], goes_after: dict[Path, set[Path]], ke
     return order
 
 
+IMPORT_LINE = re.compile(rb"^[ \t]*(?:import|from)[ \t]", re.MULTILINE)
+
+
+def import_statements(data: bytes) -> list[ast.stmt]:
+    """The import statements that begin a line of ``data``, at any depth (a function's deferred import too).
+
+    Parsed one statement at a time: parsing and walking whole files (``tasks.py`` and ``torch_utils.py``,
+    before and after) made ordering apply's change set ten times as slow (0.8 s against 0.08 s on a busy
+    machine). An import that shares its line with another statement (``if x: import y``) is not seen; a line
+    of a string that reads like an import is parsed too, which can only add an ordering constraint.
+    """
+    statements = []
+    for match in IMPORT_LINE.finditer(data):
+        try:
+            statements += ast.parse(_logical_line(data, match.start()).decode("utf-8", "replace").strip()).body
+        except (SyntaxError, ValueError):  # prose in a docstring, a conflicted merge: not an import
+            continue
+    return statements
+
+
+def _logical_line(data: bytes, start: int) -> bytes:
+    """The statement starting at ``start``: up to the line where its parentheses close, past ``\\`` endings."""
+    depth, end = 0, start
+    while True:
+        line_end = data.find(b"\n", end)
+        line_end = len(data) if line_end < 0 else line_end
+        line = data[end:line_end]
+        depth += line.count(b"(") - line.count(b")")
+        if (depth <= 0 and not line.rstrip().endswith(b"\\")) or line_end == len(data):
+            return data[start:line_end]
+        end = line_end + 1
+
+
 class _ImportGraph:
     """Which Python files of a change set a file's bytes import, and which of their names."""
 
@@ -102,15 +137,11 @@ class _ImportGraph:
         name = self.module_name(path)
         if name is None or data is None:
             return {}
-        try:
-            tree = ast.parse(data)
-        except (SyntaxError, ValueError):  # not Python (a conflicted merge, bad bytes): nothing to order by
-            return {}
         is_package = path.name == "__init__.py"
         wanted: dict[str, set[str]] = defaultdict(set)  # module name -> names
         if is_package:
             wanted[name].add(ANYTHING)  # an __init__ may import any module of its package
-        for node in ast.walk(tree):
+        for node in import_statements(data):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     wanted[alias.name].add(ANYTHING)
