@@ -1,10 +1,13 @@
 """All-or-nothing changes to a tree: the one place every write, delete and mkdir goes through.
 
 ``commit(package, writes)`` checks every path (bbpatch.paths), records how to undo the whole change in a
-write-ahead journal (bbpatch.journal), then writes each file through a temp file and an atomic rename. If a
-write fails, the journal is rolled back in the same process and the failure becomes one ``WriteError`` line
-naming the file and the cause. If the process dies instead, the journal is still there: the next bbpatch
-command rolls it back (``locked`` and ``recover_pending``) and says so.
+write-ahead journal (bbpatch.journal), then writes each file through a temp file and an atomic rename, in
+import-safe order (bbpatch.import_order: what a module will import is in place before it, a module lets go of
+an import before what it imported changes or goes), so that at every instant between two writes the tree
+still imports; a rollback writes in that order too. If a write fails, the journal is rolled back in the same
+process and the failure becomes one ``WriteError`` line naming the file and the cause. If the process dies
+instead, the journal is still there: the next bbpatch command rolls it back (``locked`` and
+``recover_pending``) and says so.
 
 Test hook: with ``BBPATCH_KILL_AFTER_WRITES=N`` in the environment, the process sends itself SIGKILL right
 after its Nth write, delete or mkdir in a tree (``0``: right after the journal is written, before any write).
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bbpatch import journal
+from bbpatch.import_order import import_safe_order
 from bbpatch.journal import TEMP_SUFFIX, Journal, write_durably
 from bbpatch.paths import inside, os_cause, under
 from bbpatch.tree import LOCK, TreeError
@@ -130,12 +134,13 @@ def commit(package: Path, writes: dict[Path, bytes | None], operation: str = "wr
         for directory in plan.made_dirs:
             current = package / directory
             _mkdir(current)
-        for current, data in writes.items():
-            if data is None:
+        before = {path: plan.before[path.relative_to(package).as_posix()] for path in writes}
+        for current in import_safe_order(package, before, writes):
+            if writes[current] is None:
                 if current.is_file() or current.is_symlink():
                     _delete(current)
             else:
-                _write(current, data, sync=False)
+                _write(current, writes[current], sync=False)
         journal.flush(package, list(writes))
         journal.end(package)
     except OSError as error:
@@ -155,16 +160,22 @@ def _undo(package: Path, plan: Journal) -> str:
 
 def roll_back(package: Path, plan: Journal) -> None:
     """Put every path in ``plan`` back as it was, remove the directories it made, then the journal."""
+    now, restore = {}, {}
     for key, data in plan.before.items():
         path = under(package, key)
-        if data is None:
-            if path.is_file() or path.is_symlink():
-                _delete(path)
-        elif not path.is_file() or path.is_symlink() or path.read_bytes() != data:
-            _write(path, data)
+        now[path] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+        if now[path] != data or (data is None and path.is_symlink()):
+            restore[path] = data
+    for path in import_safe_order(package, now, restore):
+        if restore[path] is None:
+            _delete(path)
+        else:
+            _write(path, restore[path], sync=False)
+    journal.flush(package, list(restore))  # once for all, as commit does: until the journal goes, a crash rolls back
     for key in {*plan.before, *plan.made_dirs}:
         _remove_temp_files(under(package, key).parent)
     for key in reversed(plan.made_dirs):
+        _remove_bytecode_cache(package, under(package, key))
         _remove_if_empty(under(package, key))
     journal.end(package)
 
@@ -175,14 +186,23 @@ def _remove_temp_files(directory: Path) -> None:
             temp.unlink(missing_ok=True)
 
 
+def _remove_bytecode_cache(package: Path, directory: Path) -> None:
+    """The ``__pycache__`` of a folder that holds nothing else: Python wrote it when something imported the
+    folder's modules (a training run between a crash and the rollback), so it goes with them."""
+    cache = inside(package, directory / "__pycache__")
+    if not cache.is_dir() or cache.is_symlink() or len(list(directory.iterdir())) != 1:
+        return
+    pycs = list(cache.iterdir())
+    if all(p.suffix == ".pyc" and p.is_file() and not p.is_symlink() for p in pycs):
+        for pyc in pycs:
+            pyc.unlink()
+        cache.rmdir()
+
+
 def prune_empty_dirs(directory: Path, stop: Path) -> None:
     """Remove ``directory`` and its parents up to ``stop`` while they are empty (bytecode caches don't count)."""
     while directory != stop and directory.exists():
-        cache = inside(stop, directory / "__pycache__")
-        if cache.is_dir() and all(p.suffix == ".pyc" for p in cache.iterdir()) and len(list(directory.iterdir())) == 1:
-            for pyc in cache.iterdir():
-                pyc.unlink()
-            cache.rmdir()
+        _remove_bytecode_cache(stop, directory)
         if not _remove_if_empty(directory):
             return
         directory = directory.parent

@@ -54,3 +54,74 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
     }
+
+
+FORK_SERVER = r"""
+import json, os, sys, traceback
+for name in sys.argv[1:]:
+    __import__(name)
+print("ready", flush=True)
+for line in sys.stdin:
+    request = json.loads(line)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.environ.update(request["env"])
+        code = 0
+        try:
+            exec(compile(request["code"], "<fresh process>", "exec"), {"__name__": "__main__"})
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        output = pipe.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    print(json.dumps({"returncode": returncode, "output": output}), flush=True)
+"""
+
+
+class Preloaded:
+    """A Python that imports ``modules`` once, then runs each piece of code in a new fork of itself.
+
+    Every run is a new process (modules not preloaded are imported afresh, a SIGKILL kills only that run)
+    without paying the preloaded imports again: torch's alone costs seconds, which tests that start a
+    process per kill point cannot pay a hundred times. Preload only what the code under test cannot change.
+    """
+
+    def __init__(self, modules: list[str], env: dict | None = None):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", FORK_SERVER, *modules],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        ready = self.process.stdout.readline()
+        assert ready == "ready\n", f"the preloading Python did not start (exit {self.process.wait()})"
+
+    def run(self, code: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        """``code`` run as ``__main__`` in a new process; ``output`` holds its stdout and stderr together."""
+        self.process.stdin.write(json.dumps({"code": code, "env": env or {}}) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        return subprocess.CompletedProcess(["<fork>"], reply["returncode"], reply["output"], "")
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+    def __enter__(self) -> Preloaded:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

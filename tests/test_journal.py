@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from bbpatch import api
+from bbpatch.import_order import import_safe_order
 from bbpatch.journal import JOURNAL
 from bbpatch.tree import LOCK, find_tree
 
@@ -30,8 +31,9 @@ def _apply_writes(root) -> list[str]:
     """The writes an apply of this tree makes, in order: the directories it creates, then each file."""
     tree = find_tree(root)
     _, writes = api.plan_apply(tree)
+    before = {path: path.read_bytes() if path.is_file() else None for path in writes}
     made = [ADDMODULES, f"{ADDMODULES}/yamls"]
-    return made + [f"ultralytics/{tree.key(p)}" for p in writes]
+    return made + [f"ultralytics/{tree.key(p)}" for p in import_safe_order(tree.package, before, writes)]
 
 
 def _crash_points(root) -> dict[str, int]:
@@ -40,20 +42,20 @@ def _crash_points(root) -> dict[str, int]:
     return {
         "journal written, nothing else": 0,
         "Addmodules created": 1,
-        "tasks.py written": writes.index(TASKS) + 1,
+        "Addmodules package written": writes.index(f"{ADDMODULES}/__init__.py") + 1,
         "some YAMLs copied": first_yaml + 3,
-        "all but the manifest": len(writes) - 1,
-        "manifest written, journal not yet removed": len(writes),
+        "tasks.py written": writes.index(TASKS) + 1,
+        "every file written, journal not yet removed": len(writes),
     }
 
 
 POINTS = [
     "journal written, nothing else",
     "Addmodules created",
-    "tasks.py written",
+    "Addmodules package written",
     "some YAMLs copied",
-    "all but the manifest",
-    "manifest written, journal not yet removed",
+    "tasks.py written",
+    "every file written, journal not yet removed",
 ]
 
 

@@ -63,7 +63,8 @@ CAUSE = "Permission denied" if os.geteuid() != 0 else "Operation not permitted"
 
 
 def test_apply_with_utils_unwritable_but_nn_writable_rolls_back_tasks_py(fresh_tree):
-    """tasks.py is written first, then torch_utils.py fails: tasks.py and nn/Addmodules must go back."""
+    """Addmodules, its YAMLs, the manifest and tasks.py are written, then torch_utils.py (the last write) fails:
+    all of it must go back."""
     before = tree_bytes(fresh_tree)
     with read_only(fresh_tree / "ultralytics/utils"):
         result = bbpatch("apply", str(fresh_tree))
@@ -92,8 +93,8 @@ def test_a_package_folder_that_is_read_only_is_refused_before_anything(fresh_tre
 
 
 def test_revert_with_utils_unwritable_keeps_the_patched_tree(fresh_tree):
-    """Revert deletes the module files first, restores tasks.py, then fails on torch_utils.py: all of it is
-    undone, the tree stays patched and a later revert (once writable) gives back the original."""
+    """Revert restores tasks.py, then fails on torch_utils.py before it deletes any module file: tasks.py is
+    patched again, the tree stays patched and a later revert (once writable) gives back the original."""
     before = tree_bytes(fresh_tree)
     assert bbpatch("apply", str(fresh_tree)).returncode == 0
     patched = tree_bytes(fresh_tree)
