@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bbpatch.benchmarks import print_ratios
 from bbpatch.catalog import package_dir
 from bbpatch.tree import installed_package
 
@@ -223,11 +224,8 @@ def main(argv=None):
         "yolov8n build patched/unpatched": 1.05,
         "import YOLO patched/unpatched": 1.05,
     }
-    print(f"engine benchmarks (ultralytics at {package}, bbpatch modules at {package_dir('bbpatch.modules')})")
-    for name, value in figures.items():
-        target = targets.get(name)
-        verdict = "" if target is None else f"  target <= {target}: {'met' if value <= target else 'NOT met'}"
-        print(f"  {name:<44} {value:8.3f}{verdict}")
+    print_ratios(f"engine benchmarks (ultralytics at {package}, bbpatch modules at {package_dir('bbpatch.modules')})",
+                 figures, targets)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bbpatch.benchmarks import print_ratios
 from bbpatch.benchmarks.engine import copy_of_installed, timed
 
 TARGET = 2.0
@@ -52,10 +53,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as temp:
         figures = measure(Path(temp), args.rounds)
-    print(f"git merge driver benchmark (median of {args.rounds} interleaved rounds)")
-    for name, value in figures.items():
-        verdict = f"  target <= {TARGET}: {'met' if value <= TARGET else 'NOT met'}" if "/" in name else ""
-        print(f"  {name:<44} {value:8.3f}{verdict}")
+    ratios = {name: TARGET for name in figures if "/" in name}
+    print_ratios(f"git merge driver benchmark (median of {args.rounds} interleaved rounds)", figures, ratios)
 
 
 if __name__ == "__main__":

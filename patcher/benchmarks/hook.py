@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bbpatch.benchmarks import print_ratios
 from bbpatch.hook import DISABLE_VARIABLE as DISABLE
 
 IMPORT = "from ultralytics import YOLO"
@@ -82,11 +83,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         figures = measure(Path(scratch), args.rounds)
-    print(f"import hook benchmarks ({args.rounds} interleaved rounds, whole-process wall time)")
-    for name, value in figures.items():
-        target = TARGETS.get(name)
-        verdict = "" if target is None else f"  target <= {target}: {'met' if value <= target else 'NOT met'}"
-        print(f"  {name:<44} {value:8.3f}{verdict}")
+    title = f"import hook benchmarks ({args.rounds} interleaved rounds, whole-process wall time)"
+    print_ratios(title, figures, TARGETS)
 
 
 if __name__ == "__main__":
