@@ -64,7 +64,7 @@ TRUE_WORDS, FALSE_WORDS = {"true"}, {"false", "none", ""}  # quoted in a YAML, o
 def checkpoint(pretrained):
     """``pretrained`` as a YAML or ``bbpatch yaml --pretrained`` writes it: False, True, or the absolute path of
     an existing local file (``~`` expanded, relative to the working directory)."""
-    if isinstance(pretrained, (bool, type(None))):
+    if isinstance(pretrained, (bool, type(None))) or pretrained in (0, 1):  # 0 / 1: what YAMLs before 0.4 took too
         return bool(pretrained)
     if isinstance(pretrained, os.PathLike):
         pretrained = os.fspath(pretrained)

@@ -578,11 +578,19 @@ def train(ctx):
 # ---------------------------------------------------------------- per family: pretrained weights reach the backbone
 
 
-def backbone_class_built(config):
-    """The Addmodules class layer 0 of a model dict builds at its default scale (``backbone_scales`` followed)."""
+def bbpatch_package():
+    """The package the patched tasks.py takes bbpatch's classes from: ``ultralytics.nn.Addmodules``, or in a tree
+    adopted from the blog recipe ``ultralytics.nn.Addmodules.bbpatch`` (the user's package keeps the name)."""
     import importlib
 
-    addmodules = importlib.import_module("ultralytics.nn.Addmodules")
+    from ultralytics.nn import tasks
+
+    return importlib.import_module(tasks.bbpatch_role.__module__.rpartition(".")[0])
+
+
+def backbone_class_built(config):
+    """The bbpatch class layer 0 of a model dict builds at its default scale (``backbone_scales`` followed)."""
+    addmodules = bbpatch_package()
     name = str(config["backbone"][0][2])
     variants = config.get("backbone_scales") or {}
     scale = next(iter(config.get("scales") or {}), None)
@@ -647,11 +655,10 @@ def pretrained(ctx):
     import torch
     import yaml
     from timm.utils import reparameterize_model
-    from ultralytics.nn.Addmodules import TimmBackbone
 
     config = yaml.safe_load(Path(ctx.yaml).read_text(encoding="utf-8"))
     cls = backbone_class_built(config)
-    if not (isinstance(cls, type) and issubclass(cls, TimmBackbone)):
+    if not (isinstance(cls, type) and issubclass(cls, bbpatch_package().TimmBackbone)):
         raise Skipped(f"layer 0 ({config['backbone'][0][2]}) is not a timm backbone: no pretrained weights")
     first_args = config["backbone"][0][3] if len(config["backbone"][0]) > 3 else []
     timm_name = getattr(cls, "timm_name", None) or str(first_args[0])

@@ -9,6 +9,7 @@ checks, one check that the hook is on for those workers.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from bbpatch import __version__, api
@@ -34,8 +35,10 @@ class HookedTree(PatchedTree):
 
     def build_digest(self) -> str:
         modules = package_folder("bbpatch.modules")
-        served = "".join(f"{p.name}{p.read_bytes()!r}" for p in sorted(modules.glob("*.py")))
-        return f"{super().build_digest()}|hook|{engine_fingerprint()}|{hash(served)}"
+        served = hashlib.sha256()  # not hash(): str hashes change from process to process
+        for path in sorted(modules.glob("*.py")):
+            served.update(path.name.encode() + b"\0" + path.read_bytes())
+        return f"{super().build_digest()}|hook|{engine_fingerprint()}|{served.hexdigest()}"
 
     def file_results(self) -> list[Result]:
         if disabled():

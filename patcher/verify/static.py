@@ -39,7 +39,9 @@ class PatchedTree:
         return [self.tree.package / k for k in sorted(keys)]
 
     def roles(self) -> dict:
-        return bbpatch_roles(self.tree.package)
+        """Roles of bbpatch's classes, read where this tree keeps them (an adopted tree: nn/Addmodules/bbpatch)."""
+        adopted = self.manifest.adopted
+        return roles_in(self.tree.package / adopted["modules"]) if adopted else bbpatch_roles(self.tree.package)
 
     def build_digest(self) -> str:
         """What ``verify --fast``'s build cache keys this tree's builds by."""
