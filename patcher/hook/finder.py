@@ -70,10 +70,22 @@ def on_disk_patch(package: Path) -> str:
     """Why the tree counts as patched on disk (then that patch wins), or ''."""
     addmodules = package / "nn" / "Addmodules"
     if (addmodules / "bbpatch_manifest.json").exists():
+        if not _calls_bbpatch(package / "nn" / "tasks.py"):  # e.g. pip install -U over an applied tree
+            return (
+                f"{addmodules} holds a bbpatch manifest but nn/tasks.py is stock again: run 'bbpatch apply' to "
+                "patch it on disk again, or 'bbpatch revert' to leave the tree to the hook"
+            )
         return f"{addmodules} holds a bbpatch manifest: the tree is patched on disk (bbpatch apply), which wins"
     if addmodules.exists():
         return f"{addmodules} exists: the tree is patched on disk (by hand, the blog recipe), which wins"
     return ""
+
+
+def _calls_bbpatch(tasks: Path) -> bool:
+    try:
+        return b"bbpatch_role" in tasks.read_bytes()
+    except OSError:
+        return False
 
 
 def read_sources(package: Path) -> dict[str, tuple[Path, bytes]]:
