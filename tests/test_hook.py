@@ -494,3 +494,15 @@ def test_the_import_cost_benchmark_runs_and_reports_both_ratios(tmp_path):
 
     figures = bench.measure(tmp_path, rounds=1)  # asserts by itself that the hook is on in its enabled venv
     assert set(bench.TARGETS) <= set(figures) and all(value > 0 for value in figures.values())
+
+
+def test_a_cache_entry_others_can_write_is_not_run(tmp_path):
+    """A shared cache folder must not hand this process anyone's code objects: such an entry is ignored."""
+    from bbpatch.hook import cache
+
+    entry = tmp_path / "entry"
+    entry.write_bytes(cache.encode_entry("k", {"code": b""}))
+    entry.chmod(0o600)
+    assert cache.trusted(entry)
+    entry.chmod(0o664)
+    assert not cache.trusted(entry)

@@ -83,12 +83,23 @@ def entry_file(key: str) -> Path:
 
 def load(key: str) -> dict | None:
     """The entry stored under ``key``, or None when there is none or it is broken in any way."""
+    path = entry_file(key)
     try:
-        data = entry_file(key).read_bytes()
+        if not trusted(path):
+            return None
+        data = path.read_bytes()
     except OSError:
         return None
     entry = decode_entry(data)
     return entry if entry is not None and entry.get("key") == key else None
+
+
+def trusted(path) -> bool:
+    """Code this process may run: a file of its own user that no one else can write (a shared cache folder
+    could otherwise hand it anyone's code objects). Raises OSError when the file is missing."""
+    info = os.stat(path)
+    owner = getattr(os, "getuid", lambda: info.st_uid)()
+    return info.st_uid == owner and not info.st_mode & 0o022
 
 
 def encode_entry(key: str, entry: dict) -> bytes:
