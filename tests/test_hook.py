@@ -54,7 +54,9 @@ class Venv:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(self.root)], check=True)
         self.python = self.root / "bin" / "python"
         self.site = Path(self.run("import sysconfig; print(sysconfig.get_path('purelib'))").strip())
-        (self.site / "00-main-venv.pth").write_text(f"import site; site.addsitedir({str(MAIN_SITE)!r})\n")
+        # The main venv's packages by path only, not by its .pth files: they hold the editable bbpatch of the
+        # checkout running the tests, which would outlive an uninstall of this venv's own bbpatch.
+        (self.site / "00-main-venv.pth").write_text(f"import sys; sys.path.append({str(MAIN_SITE)!r})\n")
         self.pip("install", "--no-deps", str(bbpatch_wheel))
         self.install_release(version)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("BBPATCH_", "PYTHON", "VIRTUAL_ENV"))}
