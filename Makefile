@@ -44,11 +44,11 @@ bench: install
 	$(PY) -m bbpatch.benchmarks.hook
 
 sweep: install
-	$(PY) -m bbpatch.sweep
+	$(PY) -m bbpatch.releases.sweep
 
 # ultralytics' own tests (from the installed release's sdist) on an unpatched and a patched copy
 upstream-tests: install
-	$(PY) -m bbpatch.upstream_tests
+	$(PY) -m bbpatch.releases.upstream_tests
 
 lint: install
 	$(PY) -m pip install -q ruff

@@ -1,6 +1,6 @@
 """The whole-backbone names users type in model YAMLs, and the timm model behind each.
 
-Pure data with no imports: ``timm_backbones.py`` turns every row into a class, and ``bbpatch.catalog``
+Pure data with no imports: ``timm_backbones.py`` turns every row into a class, and ``bbpatch.models.catalog``
 reads this file without importing torch (for ``bbpatch yaml``).
 """
 

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from bbpatch import api
-from bbpatch.catalog import package_dir
-from bbpatch.tree import installed_package
+from bbpatch.engine.tree import installed_package
+from bbpatch.models.catalog import package_dir
 
 BUILD = """
 import json, sys

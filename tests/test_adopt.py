@@ -13,7 +13,7 @@ import sys
 import pytest
 from recipe_trees import Backbone, Variant, make_recipe_tree
 
-from bbpatch import adoption
+from bbpatch.adopt import adoption
 
 from conftest import copy_package, release_package
 from helpers import run_cli, run_json, tree_bytes

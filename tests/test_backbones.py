@@ -4,7 +4,7 @@ import pytest
 import timm
 import torch
 
-from bbpatch import catalog
+from bbpatch.models import catalog
 from bbpatch.modules import timm_backbones
 from bbpatch.modules.timm_backbones import TimmBackbone
 

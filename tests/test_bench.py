@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bbpatch.bench import Measurement, markdown_table, pareto_front, scatter_plot
 from bbpatch.benchmarks import latency
+from bbpatch.benchmarks.table import Measurement, markdown_table, pareto_front, scatter_plot
 
 from helpers import run_cli
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import libcst as cst
 import pytest
 
-from bbpatch.edits import EDITS, AnchorMissing
-from bbpatch.edits.base import TASKS, TORCH_UTILS
+from bbpatch.engine.edits import EDITS, AnchorMissing
+from bbpatch.engine.edits.base import TASKS, TORCH_UTILS
 
 from conftest import release_package
 
@@ -85,9 +85,9 @@ def test_flops_full_size_lands_where_attention_models_skip_the_probe():
 def test_registry_covers_every_edit_module():
     import pkgutil
 
-    import bbpatch.edits
+    import bbpatch.engine.edits
 
-    modules = {i.name for i in pkgutil.iter_modules(bbpatch.edits.__path__)} - {"base", "branches"}
+    modules = {i.name for i in pkgutil.iter_modules(bbpatch.engine.edits.__path__)} - {"base", "branches"}
     assert modules == {e.name for e in EDITS}
 
 

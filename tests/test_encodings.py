@@ -10,7 +10,7 @@ import importlib.util
 import pytest
 
 from bbpatch import api
-from bbpatch.tree import find_tree
+from bbpatch.engine.tree import find_tree
 
 from helpers import run_cli, tree_bytes
 

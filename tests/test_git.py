@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bbpatch import api
-from bbpatch.merge import merge_patched
-from bbpatch.tree import MANIFEST
+from bbpatch.engine.tree import MANIFEST
+from bbpatch.git.merge import merge_patched
 
 from conftest import IGNORE, RELEASE_CACHE, release_package
 from helpers import run_cli, tree_bytes
@@ -384,7 +384,7 @@ def test_driver_on_a_file_that_is_not_python_keeps_ours_untouched(tmp_path):
     assert sides["ours"].read_text() == "this is not python (ours\n"
 
 
-# --- the merge itself (bbpatch.merge), on the real 8.4.100 -> 8.4.190 files ------------------------------------------
+# --- the merge itself (bbpatch.git.merge), on the real 8.4.100 -> 8.4.190 files --------------------------------------
 
 
 def merge_sides(edit=append_helper) -> tuple[bytes, bytes, bytes]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bbpatch import api, hand_patched
+from bbpatch import api
+from bbpatch.engine import hand_patched
 
 from helpers import run_cli, tree_bytes
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from bbpatch.import_order import import_safe_order, import_statements
-from bbpatch.journal import JOURNAL
-from bbpatch.transaction import recover_pending
+from bbpatch.disk.import_order import import_safe_order, import_statements
+from bbpatch.disk.journal import JOURNAL
+from bbpatch.disk.transaction import recover_pending
 
 from conftest import installed_package
 from helpers import Preloaded, tree_bytes
@@ -61,7 +61,7 @@ REFRESHED = {
 COMMIT = """
 import base64, json, sys
 from pathlib import Path
-from bbpatch.transaction import commit
+from bbpatch.disk.transaction import commit
 package = Path(sys.argv[1])
 change = json.loads(sys.argv[2])
 commit(package, {package / k: None if v is None else base64.b64decode(v) for k, v in change.items()}, "test")
@@ -92,7 +92,7 @@ def imports_tasks(root: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def committer():
-    with Preloaded(["bbpatch.transaction"]) as python:
+    with Preloaded(["bbpatch.disk.transaction"]) as python:
         yield python
 
 

@@ -1,5 +1,5 @@
 """Crash safety with real processes: a real ``bbpatch apply`` / ``revert`` is SIGKILLed at chosen writes (the
-``BBPATCH_KILL_AFTER_WRITES`` hook in bbpatch.transaction), the disk is checked as the crash left it, and the
+``BBPATCH_KILL_AFTER_WRITES`` hook in bbpatch.disk.transaction), the disk is checked as the crash left it, and the
 next command, any command, rolls the journal back to the exact tree from before the interrupted one."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from bbpatch import api
-from bbpatch.import_order import import_safe_order
-from bbpatch.journal import JOURNAL
-from bbpatch.tree import LOCK, find_tree
+from bbpatch.disk.import_order import import_safe_order
+from bbpatch.disk.journal import JOURNAL
+from bbpatch.engine.tree import LOCK, find_tree
 
 from helpers import run_cli, tree_bytes
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from bbpatch import api
-from bbpatch.journal import JOURNAL
-from bbpatch.tree import LOCK, find_tree
+from bbpatch.disk.journal import JOURNAL
+from bbpatch.engine.tree import LOCK, find_tree
 
 from helpers import Preloaded, tree_bytes, tree_env
 

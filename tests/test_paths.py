@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from bbpatch.manifest import Manifest, ManifestError
+from bbpatch.disk.manifest import Manifest, ManifestError
 
 from helpers import run_cli, tree_bytes
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bbpatch import api
-from bbpatch.tree import TESTED_RELEASES, version_tuple
+from bbpatch.engine.tree import TESTED_RELEASES, version_tuple
 
 from conftest import RELEASE_CACHE, copy_package, release_package
 from helpers import run_cli, run_json, tree_bytes

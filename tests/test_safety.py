@@ -13,8 +13,9 @@ import sys
 import pytest
 
 import bbpatch
-from bbpatch import api, transaction
-from bbpatch.tree import LOCK, MANIFEST, TreeError
+from bbpatch import api
+from bbpatch.disk import transaction
+from bbpatch.engine.tree import LOCK, MANIFEST, TreeError
 
 from helpers import tree_bytes
 
@@ -220,7 +221,7 @@ def test_lock_held_by_a_live_process_refuses(fresh_tree):
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from bbpatch.transaction import locked
+from bbpatch.disk.transaction import locked
 with locked(Path(sys.argv[1])):
     print("holding", flush=True)
     sys.stdin.read()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bbpatch import sweep
-from bbpatch.tree import version_tuple
+from bbpatch.engine.tree import version_tuple
+from bbpatch.releases import sweep
 
 
 def index_entry(filename: str, url: str) -> list[dict]:

@@ -1,7 +1,7 @@
-"""ultralytics' own tests through ``bbpatch.upstream_tests``, on an unpatched and a patched copy."""
+"""ultralytics' own tests through ``bbpatch.releases.upstream_tests``, on an unpatched and a patched copy."""
 
-from bbpatch import upstream_tests
-from bbpatch.tree import find_tree, installed_package
+from bbpatch.engine.tree import find_tree, installed_package
+from bbpatch.releases import upstream_tests
 
 DEFER_TORCHVISION = "test_cli.py::test_cli_imports_defer_torchvision"
 

@@ -11,7 +11,7 @@ import libcst as cst
 import pytest
 
 from bbpatch import api
-from bbpatch.edits import EDITS
+from bbpatch.engine.edits import EDITS
 from bbpatch.verify import exports
 from bbpatch.verify.core import default_jobs
 

@@ -8,9 +8,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bbpatch import api, catalog, strides, yamlgen
-from bbpatch.cli_models import list_command, yaml_command
-from bbpatch.tree import find_tree
+from bbpatch import api
+from bbpatch.cli.models import list_command, yaml_command
+from bbpatch.engine.tree import find_tree
+from bbpatch.models import catalog, strides, yamlgen
 
 from conftest import copy_package, installed_package, release_package
 from helpers import run_cli, run_json, run_py
@@ -74,7 +75,7 @@ def test_timm_prefix_gives_a_timm_backbone_layer():
 def test_yaml_command_writes_the_file_without_importing_torch(tmp_path):
     output = tmp_path / "my.yaml"
     code = (
-        "import sys; from bbpatch.cli_models import yaml_command\n"
+        "import sys; from bbpatch.cli.models import yaml_command\n"
         f"yaml_command(['--base', 'yolo11n-seg.yaml', '--backbone', 'MobileNetV4ConvSmall', '-o', {str(output)!r}],"
         " standalone_mode=False)\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ultralytics', 'timm'))))"

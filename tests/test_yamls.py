@@ -5,7 +5,8 @@ import json
 import pytest
 import yaml
 
-from bbpatch import api, yaml_bases, yamlgen
+from bbpatch import api
+from bbpatch.models import yaml_bases, yamlgen
 from bbpatch.verify import UnknownYaml, resolve_yamls
 from bbpatch.verify.dataset import offline_environment, write_dataset
 from bbpatch.verify.static import load
@@ -25,7 +26,7 @@ def layers(name):
 
 def test_committed_yamls_equal_generator_output():
     committed = {p.name: p.read_text(encoding="utf-8") for p in YAMLS_DIR.glob("*.yaml")}
-    assert committed == SHIPPED, "run `python -m bbpatch.yamlgen` and commit yamls/"
+    assert committed == SHIPPED, "run `python -m bbpatch.models.yamlgen` and commit yamls/"
 
 
 def test_one_yaml_per_family_default_and_head_plus_the_block_systems():
@@ -45,7 +46,8 @@ def test_every_head_names_the_stock_yaml_a_release_needs_to_build_it():
 def test_stock_head_templates_are_the_installed_release_stock_yamls(head):
     template = yamlgen.catalog.package_dir("bbpatch.templates") / "heads" / f"{head}.yaml"
     assert template.read_text(encoding="utf-8") == yamlgen.stock_head_template(head), (
-        "run `python -m bbpatch.yamlgen --head-templates`, then `python -m bbpatch.yamlgen`, and commit both"
+        "run `python -m bbpatch.models.yamlgen --head-templates`, then `python -m bbpatch.models.yamlgen`, "
+        "and commit both"
     )
 
 

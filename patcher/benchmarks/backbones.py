@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from bbpatch.benchmarks.engine import copy_of_installed, run_in_tree
-from bbpatch.tree import installed_package
+from bbpatch.engine.tree import installed_package
 
 BUILD_TIME = """
 import json, sys, time, torch

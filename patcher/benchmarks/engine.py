@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from bbpatch.benchmarks import print_ratios
-from bbpatch.catalog import package_dir
-from bbpatch.tree import installed_package
+from bbpatch.engine.tree import installed_package
+from bbpatch.models.catalog import package_dir
 
 FLOOR = "import sys, libcst\nfor f in sys.argv[1:]:\n    libcst.parse_module(open(f, 'rb').read()).code\n"
 

@@ -691,7 +691,7 @@ def main(argv=None):
         result = run(root, names, args.sizes, args.runtimes, formats, args.runs, args.warmup, args.jobs,
                      workdir=Path(temp, "work"), shipped=shipped,
                      on_progress=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
-    from bbpatch.bench import deployment_markdown
+    from bbpatch.benchmarks.table import deployment_markdown
 
     text = deployment_markdown(result)
     print(f"deployment latency (ultralytics {result.versions.get('ultralytics')}; export {result.seconds['export']} s, "

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bbpatch.benchmarks.engine import copy_of_installed
-from bbpatch.tree import installed_package
+from bbpatch.engine.tree import installed_package
 
 FULL_RUNS = {
     "verify, all six export formats": (),

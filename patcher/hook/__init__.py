@@ -3,9 +3,9 @@
 A ``.pth`` file in the environment's site-packages calls ``install()`` at every Python start-up; it puts
 ``HookFinder`` first on ``sys.meta_path``. For a handful of ultralytics module names it hands over to
 ``bbpatch.hook.finder``, which serves ``ultralytics.nn.tasks`` and ``utils/torch_utils.py`` patched by the
-edits of ``bbpatch.edits`` (the same ``api.patch_source`` that ``bbpatch apply`` writes with), serves
-``ultralytics.nn.Addmodules`` from ``bbpatch.modules`` and lets ``check_yaml`` find the shipped YAMLs.
-See docs/hook.md. This module imports nothing, so a Python that never imports ultralytics pays nothing
+edits of ``bbpatch.engine.edits`` (the same ``bbpatch.engine.sources.patch_source`` that ``bbpatch apply``
+writes with), serves ``ultralytics.nn.Addmodules`` from ``bbpatch.modules`` and lets ``check_yaml`` find the
+shipped YAMLs. See docs/hook.md. This module imports nothing, so a Python that never imports ultralytics pays nothing
 for it; libcst is imported (by ``compiler``) only when the code cache has no entry for the tree's sources.
 """
 

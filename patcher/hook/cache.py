@@ -25,7 +25,7 @@ DIGEST_SIZE = 32
 CACHE_VARIABLE = "BBPATCH_CACHE_DIR"
 # what the patched code depends on besides the tree: bbpatch's edit engine and templates, its YAML list
 ENGINE_FILES = ("api.py", "cst.py", "matchers.py", "hand_patched.py", "yaml_bases.py", "encoding.py")
-ENGINE_PACKAGES = ("bbpatch.edits", "bbpatch.templates.edits", "bbpatch.yamls")
+ENGINE_PACKAGES = ("bbpatch.engine.edits", "bbpatch.templates.edits", "bbpatch.yamls")
 
 
 def cache_dir() -> Path:

@@ -1,7 +1,7 @@
 """The cold path: patch the two sources with bbpatch's edits and compile them, for the code cache.
 
-The edits run through ``api.patch_source``, the function ``bbpatch apply`` writes with, so the code the hook
-executes is the code apply would write. The result is compiled under the real file's name, with every line
+The edits run through ``bbpatch.engine.sources.patch_source``, the function ``bbpatch apply`` writes with, so the
+code the hook executes is the code apply would write. The result is compiled under the real file's name, with every line
 number mapped back to the file on disk (see ``line_map``), so tracebacks and debuggers show the user's file.
 """
 
@@ -11,11 +11,11 @@ import ast
 import difflib
 from pathlib import Path
 
-from bbpatch import api
-from bbpatch.catalog import package_dir
-from bbpatch.encoding import decode
-from bbpatch.tree import TreeError, find_tree
-from bbpatch.yaml_bases import unbuildable
+from bbpatch.engine.encoding import decode
+from bbpatch.engine.sources import hand_patch_evidence, patch_source
+from bbpatch.engine.tree import TreeError, find_tree
+from bbpatch.models.catalog import package_dir
+from bbpatch.models.yaml_bases import unbuildable
 
 
 def aside(reason: str) -> dict:
@@ -26,12 +26,12 @@ def compile_entry(package: Path, sources: dict[str, tuple[Path, bytes]]) -> dict
     """A cache entry: the compiled patched modules, or why the hook stands aside for this tree."""
     try:
         tree = find_tree(package)
-        evidence = api.hand_patch_evidence({key: data for key, (_, data) in sources.items()})
+        evidence = hand_patch_evidence({key: data for key, (_, data) in sources.items()})
         if evidence:
             return aside(f"{sources['nn/tasks.py'][0]} looks patched by hand ({'; '.join(evidence)})")
         codes, edits = {}, {}
         for key, (path, data) in sources.items():
-            patched, statuses = api.patch_source(tree, key, data)
+            patched, statuses = patch_source(tree, key, data)
             codes[key] = compile_mapped(data, patched, str(path))
             edits.update(statuses)
     except TreeError as error:

@@ -14,10 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bbpatch.engine.tree import TreeError, installed_package
 from bbpatch.hook import DISABLE_VARIABLE, disabled
 from bbpatch.hook import cache as code_cache
 from bbpatch.hook.finder import Decision, decide
-from bbpatch.tree import TreeError, installed_package
 
 PTH_NAME = "bbpatch-hook.pth"
 MARKER = "# bbpatch import hook, written by 'bbpatch enable'; 'bbpatch disable' removes this file"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bbpatch.hook import cache
 
-TASKS, TORCH_UTILS = "nn/tasks.py", "utils/torch_utils.py"  # bbpatch.edits.base names them so too
+TASKS, TORCH_UTILS = "nn/tasks.py", "utils/torch_utils.py"  # bbpatch.engine.edits.base names them so too
 PATCHED_MODULES = {
     "ultralytics.nn.tasks": TASKS,
     "ultralytics.utils.torch_utils": TORCH_UTILS,
@@ -52,7 +52,7 @@ def package_of(fullname: str, path) -> Path:
 
 
 def source_files(package: Path) -> dict[str, Path]:
-    """The two files bbpatch patches, in either layout (bbpatch.tree.Tree.file is the on-disk twin of this)."""
+    """The two files bbpatch patches, in either layout (bbpatch.engine.tree.Tree.file is the on-disk twin of this)."""
     legacy = not (package / "utils" / "__init__.py").is_file() and (package / "yolo" / "utils").is_dir()
     utils = package / "yolo" / "utils" if legacy else package / "utils"
     return {TASKS: package / TASKS, TORCH_UTILS: utils / "torch_utils.py"}

@@ -21,7 +21,8 @@ import dataclasses
 import functools
 import math
 from pathlib import Path
-from typing import Callable
+
+from .registry import CHECKS, Check, Skipped, check, checks_for  # noqa: F401  (checks.CHECKS before 0.4)
 
 # Relative to each output channel's largest magnitude (at least 1). fuse() is compared in float64, where folding
 # MobileOne's branches is exact to ~4e-12 (in float32 it costs up to 2e-2 on random calibrated weights);
@@ -36,35 +37,6 @@ PARITY_TOLERANCE = 1e-6
 GFLOPS_TOLERANCE = 0.01
 FULL_IMGSZ = 640  # the size ultralytics reports GFLOPs at
 ONNX_MISSING = "onnx/onnxruntime not installed: pip install 'bbpatch[onnx]'"
-
-
-class Skipped(Exception):
-    """The check does not apply to this tree or model; the message says why."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    name: str
-    scope: str
-    fn: Callable
-    needs: tuple = ()  # checks this one builds on; in the same task, one that failed skips this one
-    fast: bool = False  # part of ``verify --fast``
-
-
-CHECKS: list[Check] = []
-
-
-def check(name, scope, needs=(), fast=False):
-    def register(fn):
-        CHECKS.append(Check(name, scope, fn, tuple(needs), fast))
-        return fn
-
-    return register
-
-
-def checks_for(scopes, fast=False):
-    """Names of the registered checks of the given scopes, in run order."""
-    return [c.name for c in CHECKS if c.scope in scopes and (c.fast or not fast)]
 
 
 @dataclasses.dataclass
@@ -780,8 +752,3 @@ def ddp(ctx):
     model = model_class(ctx.inputs)(ctx.yaml, verbose=False)
     model.nc, model.names = model.yaml["nc"], {i: str(i) for i in range(model.yaml["nc"])}  # as the trainer sets them
     return distributed.smoke_test(model, ctx.imgsz, ctx.workdir)
-
-
-# ---------------------------------------------------------------- exports (every format, with parity)
-
-from . import exports  # noqa: E402, F401  (registers the export_* checks, one per format)

@@ -39,7 +39,8 @@ import sys
 import time
 from pathlib import Path
 
-from .checks import Skipped, check, output_error
+from .checks import output_error
+from .registry import CHECKS, Skipped, check
 from .results import SKIP, Result
 
 EXPORT_EXTRA = "pip install 'bbpatch[export]'"
@@ -358,8 +359,6 @@ def run_conversion(fmt: Format, ctx):
 
 def register():
     """Add the export checks to the registry (once: ``python -m`` runs this module a second time as __main__)."""
-    from .checks import CHECKS
-
     for fmt in [f for f in FORMATS if f.check_name not in {c.name for c in CHECKS}]:
         fn = functools.partial(run_conversion if fmt.budget is None else run_parity, fmt)
         check(fmt.check_name, "export", needs=("forward_train", "forward_eval"))(fn)

@@ -2,7 +2,7 @@
 
 The tree on disk is stock; the hook's decision (``bbpatch.hook.decide``, the one its finder makes) says what
 it patches. The gate then proves the in-memory patch as it proves an applied tree: the edits' states come from
-the same ``api.patch_source`` run, the YAMLs are the shipped ones the hook serves, and every runtime check runs
+the same ``patch_source`` run, the YAMLs are the shipped ones the hook serves, and every runtime check runs
 in worker processes of this interpreter, which import ultralytics through the hook. In place of the file
 checks, one check that the hook is on for those workers.
 """
@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from bbpatch import __version__, api
+from bbpatch import __version__
+from bbpatch.disk.manifest import Manifest
+from bbpatch.disk.records import Report
+from bbpatch.engine.tree import Tree, installed_package
 from bbpatch.hook import DISABLE_VARIABLE, disabled, environment
 from bbpatch.hook.cache import engine_fingerprint, package_folder
 from bbpatch.hook.finder import Decision, decide
-from bbpatch.manifest import Manifest
-from bbpatch.tree import Tree, installed_package
 
 from .results import FAIL, PASS, Result
 from .static import SUBJECT, NotPatched, PatchedTree, roles_in
@@ -50,7 +51,7 @@ class HookedTree(PatchedTree):
         return [Result(SUBJECT, "hook", PASS, detail)]
 
 
-def load_hooked(tree: Tree, report: api.Report) -> HookedTree | None:
+def load_hooked(tree: Tree, report: Report) -> HookedTree | None:
     """The hooked view of ``tree``, when the hook is on and patches it; None when it is off or another tree.
 
     Raises NotPatched when the hook is on but stands aside for this tree, naming why.
@@ -63,6 +64,6 @@ def load_hooked(tree: Tree, report: api.Report) -> HookedTree | None:
         raise NotPatched(f"{tree}: the import hook is on but stands aside: {decision.reason}")
     manifest = Manifest(__version__, tree.version)
     manifest.edits.update(decision.edits)
-    hooked = HookedTree(tree, manifest, api.Report(tree, "patched", dict(decision.edits)))
+    hooked = HookedTree(tree, manifest, Report(tree, "patched", dict(decision.edits)))
     hooked.decision = decision
     return hooked

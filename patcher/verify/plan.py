@@ -23,10 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from bbpatch import catalog
+from bbpatch.models import catalog
 
-from .checks import CHECKS, checks_for
 from .exports import FORMATS, isolated_python
+from .suite import CHECKS, checks_for
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it: 10x faster
 

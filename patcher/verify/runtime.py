@@ -60,7 +60,7 @@ def details(returned):
 
 
 def run_check(check, ctx, tree):
-    from .checks import Skipped
+    from .registry import Skipped
     from .results import FAIL, PASS, SKIP, Result
 
     start = time.perf_counter()
@@ -74,8 +74,9 @@ def run_check(check, ctx, tree):
 
 
 def run_task(task, args, send):
-    from .checks import CHECKS, Context
+    from .checks import Context
     from .results import SKIP, Result
+    from .suite import CHECKS
 
     workdir = args.workdir / task["id"]
     workdir.mkdir(parents=True, exist_ok=True)

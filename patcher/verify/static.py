@@ -7,10 +7,12 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from bbpatch import api
-from bbpatch.edits import EDITS
-from bbpatch.manifest import CHANGED, CREATED, Manifest, sha256
-from bbpatch.tree import ADDMODULES, MANIFEST, NEWEST_RELEASE, OLDEST_RELEASE, Tree, find_tree, in_tested_range
+from bbpatch.disk.manifest import CHANGED, CREATED, Manifest, sha256
+from bbpatch.disk.records import Report, original_sources, read_manifest
+from bbpatch.engine.edits import EDITS
+from bbpatch.engine.tree import ADDMODULES, MANIFEST, NEWEST_RELEASE, OLDEST_RELEASE, Tree, find_tree, in_tested_range
+from bbpatch.models.roles import declared_role
+from bbpatch.patching.status import status
 
 from .results import FAIL, PASS, Result
 
@@ -26,7 +28,7 @@ class NotPatched(Exception):
 class PatchedTree:
     tree: Tree
     manifest: Manifest
-    status: api.Report
+    status: Report
 
     @property
     def root(self) -> Path:
@@ -59,8 +61,8 @@ def load(path) -> PatchedTree:
     A tree unpatched on disk that the import hook patches in memory (``bbpatch enable``) is verified as such.
     """
     tree = find_tree(path)
-    report = api.status(tree.package)
-    manifest = api.read_manifest(tree)
+    report = status(tree.package)
+    manifest = read_manifest(tree)
     if manifest is None:
         from .hooked import load_hooked
 
@@ -81,7 +83,7 @@ def roles_in(folder: Path) -> dict:
     """``{class name: role}`` for classes with a literal ``bbpatch_role`` in the module files of ``folder``.
 
     Read with ``ast``, without importing them; classes generated at import time (the catalog's
-    backbones) are known from ``bbpatch.catalog`` instead.
+    backbones) are known from ``bbpatch.models.catalog`` instead.
     """
     roles = {}
     for file in sorted(folder.glob("*.py")):
@@ -95,14 +97,6 @@ def roles_in(folder: Path) -> dict:
                 if role:
                     roles[node.name] = role
     return roles
-
-
-def declared_role(node: ast.ClassDef):
-    for statement in node.body:
-        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant):
-            if any(isinstance(t, ast.Name) and t.id == "bbpatch_role" for t in statement.targets):
-                return statement.value.value
-    return None
 
 
 def release_result(patched: PatchedTree, allow_untested: bool = False) -> Result:
@@ -194,7 +188,7 @@ def unpatched_copy(patched: PatchedTree, dest: Path) -> Path:
         package,
         ignore=lambda folder, names: ignored(patched.tree.package, Path(folder), names, created),
     )
-    for key, original in api.original_sources(patched.tree, patched.manifest).items():
+    for key, original in original_sources(patched.tree, patched.manifest).items():
         (package / patched.tree.key(patched.tree.file(key))).write_bytes(original)
     addmodules = package / ADDMODULES
     if addmodules.is_dir() and not any(addmodules.iterdir()):

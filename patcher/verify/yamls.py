@@ -1,13 +1,13 @@
 """YAML checks without a build: shipped YAMLs that apply left out because the release lacks their stock model
-(see ``bbpatch.yaml_bases``), and ``backbone_scales`` names that are no backbone (the runtime builds only the
+(see ``bbpatch.models.yaml_bases``), and ``backbone_scales`` names that are no backbone (the runtime builds only the
 default scale)."""
 
 from __future__ import annotations
 
 import re
 
-from bbpatch.catalog import BACKBONES, package_dir
-from bbpatch.yaml_bases import unbuildable
+from bbpatch.models.catalog import BACKBONES, package_dir
+from bbpatch.models.yaml_bases import unbuildable
 
 from .results import FAIL, SKIP, Result
 from .static import SUBJECT, PatchedTree

@@ -1,0 +1,431 @@
+"""Reading the blog recipe's hand edits out of tasks.py and torch_utils.py, and taking exactly them out.
+
+``bbpatch adopt`` turns a tree patched by hand with the recipe (../shared/seeds/001, 002 describe its steps) into
+an ordinary bbpatch tree. This module does the first half without importing or running anything: it reads the
+recipe's backbone branch(es) in ``parse_model`` (which names, ``m(*args)`` or ``m()``, ``c2`` from which attribute,
+the flag's name) and removes the recipe's edits structurally, each by the inverse of what the recipe did:
+
+- the ``elif m in {A, B}: m = m(*args); c2 = m.width_list; backbone = True`` branch (a set, tuple, list, or
+  ``m is A``) goes; the user's other branches (GOLD-YOLO's ``elif m in (Low_FAM, ...)``) stay;
+- the flag's ``backbone = False`` before the layer loop and ``t = m`` first in it go;
+- ``if isinstance(c2, list): <recipe> else: <stock>`` in the loop tail becomes ``<stock>``, and so does
+  ``if hasattr(m, "backbone"): <recipe> else: <stock>`` in the forward loops;
+- ``i + 4 if backbone else i`` becomes ``i``; ``s = 640`` in a model's ``__init__`` becomes ``s = 256``;
+- get_flops' ``stride = 640`` becomes upstream's line again where the recipe left it as a comment above.
+
+Everything else in the files is the user's and stays byte for byte (their imports of their modules included).
+Whatever the recipe's signs still show afterwards is a variant this module does not know: it is reported, with
+its line, and nothing is changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+import bbpatch.engine.matchers as m
+from bbpatch.engine import hand_patched
+from bbpatch.engine.cst import code
+from bbpatch.engine.edits.base import LAYER_LOOP, TASKS
+from bbpatch.engine.edits.flops_full_size import PROBE_STRIDE
+from bbpatch.engine.edits.forward_outputs import FORWARD_LOOP_FUNCTIONS, SAVE_OUTPUT
+
+USER_IMPORT_SIGN = "imports an Addmodules package"  # the user's own import of their modules: it stays
+
+
+@dataclass
+class RecipeBackbone:
+    name: str  # the name tasks.py binds it to (what the recipe's branch compared ``m`` with)
+    channels: str  # the attribute c2 came from: "width_list", "channel"
+    with_args: bool  # m(*args), or m() (seed 002)
+
+
+@dataclass
+class Recipe:
+    backbones: dict[str, RecipeBackbone] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)
+    removed: list[str] = field(default_factory=list)  # what was taken out, one line each (status, docs)
+    problems: list[str] = field(default_factory=list)  # what could not be recognised, one line each
+
+
+class UnrecognisedRecipe(Exception):
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- patterns --------------------------------------------------------------------------------------------------------
+
+
+ANY = m.DoNotCare()
+
+
+def _assign(target, value=ANY):
+    return m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target)], value=value)])
+
+
+BUILD_LAYER = _assign(m.Name("m"), m.Call(func=m.Name("m")))
+CHANNELS_FROM_LAYER = _assign(m.Name("c2"), m.Attribute(value=m.Name("m")))
+FLAG_SET = _assign(m.Name(), m.Name("True"))
+FLAG_CLEARED = _assign(m.Name(), m.Name("False"))
+YAML_NAME = _assign(m.Name("t"), m.Name("m"))
+IS_CHANNEL_LIST = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name("c2")), m.Arg(m.Name("list"))])
+SIXTY_FOUR = _assign(m.Name("s"), m.Integer("640"))
+
+
+def _is_backbone_check(node: cst.CSTNode) -> bool:
+    """``hasattr(m, "backbone")``, ``getattr(m, "backbone", False)``, ``m.backbone``: the recipe's forward test."""
+    if isinstance(node, cst.Attribute):
+        return m.matches(node, m.Attribute(value=m.Name("m"), attr=m.Name("backbone")))
+    if isinstance(node, cst.Call) and m.matches(node.func, m.Name("hasattr") | m.Name("getattr")):
+        args = node.args
+        return (
+            len(args) >= 2
+            and m.matches(args[0].value, m.Name("m"))
+            and isinstance(args[1].value, cst.SimpleString)
+            and args[1].value.evaluated_value == "backbone"
+        )
+    return False
+
+
+def _line(module: cst.Module, node: cst.CSTNode) -> int:
+    text = module.code
+    first = code(node).strip().splitlines()[0]
+    at = text.find(first)
+    return text.count("\n", 0, at) + 1 if at >= 0 else 0
+
+
+def _names_tested(test: cst.BaseExpression) -> list[str] | None:
+    """The names in ``m in {A, B}`` / ``m in (A,)`` / ``m in [A]`` / ``m is A``; None for any other test."""
+    if not (isinstance(test, cst.Comparison) and m.matches(test.left, m.Name("m")) and len(test.comparisons) == 1):
+        return None
+    target = test.comparisons[0]
+    if isinstance(target.operator, cst.Is) and isinstance(target.comparator, cst.Name):
+        return [target.comparator.value]
+    if not isinstance(target.operator, cst.In):
+        return None
+    container = target.comparator
+    if isinstance(container, cst.Call) and m.matches(container.func, m.Name("frozenset")) and container.args:
+        container = container.args[0].value
+    if not isinstance(container, (cst.Set, cst.Tuple, cst.List)):
+        return None
+    names = [element.value for element in container.elements]
+    if not names or not all(isinstance(name, cst.Name) for name in names):
+        return None
+    return [name.value for name in names]
+
+
+# --- parse_model -----------------------------------------------------------------------------------------------------
+
+
+class _ParseModel:
+    """Takes the recipe's edits out of one parse_model, recording what it read into ``recipe``."""
+
+    def __init__(self, module: cst.Module, recipe: Recipe):
+        self.module, self.recipe = module, recipe
+
+    def fn(self, fn: cst.FunctionDef) -> cst.FunctionDef:
+        body = list(fn.body.body)
+        loop_index = next((i for i, s in enumerate(body) if m.matches(s, LAYER_LOOP)), None)
+        if loop_index is None:
+            return fn
+        loop = body[loop_index]
+        loop_body = self.layer_loop(list(loop.body.body))
+        body[loop_index] = loop.with_changes(body=loop.body.with_changes(body=loop_body))
+        body = [s for s in body if not self._is_flag_init(s)]
+        fn = fn.with_changes(body=fn.body.with_changes(body=body))
+        return fn.visit(_ShiftedIndexRemover(self.recipe))
+
+    def _is_flag_init(self, statement) -> bool:
+        if m.matches(statement, FLAG_CLEARED) and statement.body[0].targets[0].target.value in self.recipe.flags:
+            self.recipe.removed.append(f"parse_model: '{code(statement).strip()}' before the layer loop")
+            return True
+        return False
+
+    def layer_loop(self, body: list) -> list:
+        if body and m.matches(body[0], YAML_NAME):
+            self.recipe.removed.append("parse_model: 't = m' first in the layer loop")
+            body = [body[1].with_changes(leading_lines=body[0].leading_lines), *body[2:]] if len(body) > 1 else []
+        new_body = []
+        for statement in body:
+            if isinstance(statement, cst.If) and m.matches(statement.test, IS_CHANNEL_LIST):
+                new_body += self._unwrapped_tail(statement)
+            elif isinstance(statement, cst.If) and m.findall(statement.test, IS_CHANNEL_LIST):
+                self.recipe.problems.append(
+                    f"nn/tasks.py line {_line(self.module, statement)}: the layer loop tests "
+                    f"'{code(statement.test)[:90]}': modules of yours take a channel-list c2 beside the backbones, "
+                    "and bbpatch's edits tell a backbone by its list c2"
+                )
+                new_body.append(statement)
+            elif isinstance(statement, cst.If) and statement.orelse is not None:
+                new_body.append(self._without_recipe_branches(statement))
+            elif self._is_channel_list_sum(statement):
+                new_body.append(
+                    cst.parse_statement("ch.append(c2)\n").with_changes(leading_lines=statement.leading_lines)
+                )
+                self.recipe.removed.append("parse_model: 'ch += ...' of a channel list")
+            else:
+                new_body.append(statement)
+        return new_body
+
+    @staticmethod
+    def _is_channel_list_sum(statement) -> bool:
+        return m.matches(
+            statement,
+            m.SimpleStatementLine(body=[m.AugAssign(target=m.Name("ch"), value=m.IfExp(test=IS_CHANNEL_LIST))]),
+        )
+
+    def _unwrapped_tail(self, wrapper: cst.If) -> list:
+        """``if isinstance(c2, list): <recipe> else: <stock>`` -> the stock statements."""
+        line = _line(self.module, wrapper)
+        if not isinstance(wrapper.orelse, cst.Else):
+            self.recipe.problems.append(f"nn/tasks.py line {line}: 'if isinstance(c2, list):' without an else branch")
+            return [wrapper]
+        strange = [s for s in wrapper.body.body if not _is_recipe_tail_statement(s)]
+        if strange:
+            self.recipe.problems.append(
+                f"nn/tasks.py line {_line(self.module, strange[0])}: the recipe's channel-list branch also runs "
+                f"'{code(strange[0]).strip().splitlines()[0]}'"
+            )
+            return [wrapper]
+        stock = list(wrapper.orelse.body.body)
+        self.recipe.removed.append(
+            f"parse_model line {line}: 'if isinstance(c2, list): ... else:' around the stock code"
+        )
+        return [stock[0].with_changes(leading_lines=wrapper.leading_lines), *stock[1:]]
+
+    def _without_recipe_branches(self, head: cst.If) -> cst.If:
+        chain, node = [], head
+        while isinstance(node, cst.If):
+            chain.append(node)
+            node = node.orelse
+        kept = [branch for branch in chain if not self._read_branch(branch)]
+        if len(kept) == len(chain):
+            return head
+        if not kept or kept[0] is not head:
+            self.recipe.problems.append(
+                f"nn/tasks.py line {_line(self.module, head)}: the recipe's backbone branch heads the type dispatch"
+            )
+            return head
+        tail = node  # the final else
+        for branch in reversed(kept):
+            tail = branch.with_changes(orelse=tail)
+        return tail
+
+    def _read_branch(self, branch: cst.If) -> bool:
+        """True (and the branch read into the recipe) for a recipe backbone branch; problems for a mangled one."""
+        statements = list(branch.body.body)
+        builds = [s for s in statements if m.matches(s, BUILD_LAYER)]
+        flags = [s for s in statements if m.matches(s, FLAG_SET)]
+        if not builds:
+            if flags and _names_tested(branch.test):
+                self.recipe.problems.append(
+                    f"nn/tasks.py line {_line(self.module, branch)}: a branch sets '{code(flags[0]).strip()}' "
+                    "without building the layer (m = m(*args))"
+                )
+            return False
+        line = _line(self.module, branch)
+        names = _names_tested(branch.test)
+        channels = [s for s in statements if m.matches(s, CHANNELS_FROM_LAYER)]
+        other = [s for s in statements if s not in builds + flags + channels]
+        problems = []
+        if names is None:
+            test = code(branch.test)
+            problems.append(f"nn/tasks.py line {line}: a backbone branch tests '{test}', not 'm in {{...}}'")
+        if len(channels) != 1:
+            problems.append(f"nn/tasks.py line {line}: a backbone branch without one 'c2 = m.<channels>'")
+        if other:
+            problems.append(f"nn/tasks.py line {line}: a backbone branch also runs '{code(other[0]).strip()}'")
+        call = builds[0].body[0].value
+        with_args = _star_args(call)
+        if with_args is None:
+            problems.append(f"nn/tasks.py line {line}: a backbone branch builds '{code(call)}', not m(*args) or m()")
+        if problems:
+            self.recipe.problems += problems
+            return False
+        attr = channels[0].body[0].value.attr.value
+        for name in names:
+            self.recipe.backbones[name] = RecipeBackbone(name, attr, with_args)
+        self.recipe.flags |= {flag.body[0].targets[0].target.value for flag in flags}
+        self.recipe.removed.append(f"parse_model line {line}: the backbone branch for {', '.join(names)}")
+        return True
+
+
+def _star_args(call: cst.Call) -> bool | None:
+    if not call.args:
+        return False
+    if len(call.args) == 1 and call.args[0].star == "*" and m.matches(call.args[0].value, m.Name("args")):
+        return True
+    return None
+
+
+def _is_recipe_tail_statement(statement) -> bool:
+    """What the recipe's ``if isinstance(c2, list):`` branches hold: the layer kept, marked, ch grown and padded."""
+    if isinstance(statement, cst.If):
+        return all(_is_recipe_tail_statement(s) for s in statement.body.body) and statement.orelse is None
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    return all(_is_recipe_small_statement(s) for s in statement.body)
+
+
+def _is_recipe_small_statement(node) -> bool:
+    if isinstance(node, cst.Assign):
+        return all(
+            m.matches(t.target, m.Name("m_") | m.Attribute(value=m.Name("m_")) | m.Subscript(value=m.Name("ch")))
+            for t in node.targets
+        )
+    if isinstance(node, cst.Expr):
+        return m.matches(node.value, m.Call(func=m.Attribute(value=m.Name("ch"))))
+    if isinstance(node, cst.AugAssign):
+        return m.matches(node.target, m.Name("ch"))
+    return False
+
+
+class _ShiftedIndexRemover(cst.CSTTransformer):
+    """``i + 4 if backbone else i`` (any parentheses, the recipe's flag name) -> ``i``."""
+
+    def __init__(self, recipe: Recipe):
+        super().__init__()
+        self.recipe = recipe
+
+    def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
+        shifted = m.BinaryOperation(left=m.Name("i"), operator=m.Add(), right=m.Integer("4"))
+        if (
+            m.matches(updated.body, shifted)
+            and m.matches(updated.orelse, m.Name("i"))
+            and isinstance(updated.test, cst.Name)
+            and updated.test.value in self.recipe.flags
+        ):
+            self.recipe.removed.append(f"parse_model: '{code(updated.with_changes(lpar=(), rpar=()))}' -> 'i'")
+            return cst.Name("i")
+        return updated
+
+
+# --- forward loops and the stride probe ------------------------------------------------------------------------------
+
+
+class _ModelMethods(cst.CSTTransformer):
+    """The forward loops' ``if hasattr(m, "backbone"): ... else: <stock>`` and ``s = 640`` in model __init__s."""
+
+    def __init__(self, recipe: Recipe):
+        super().__init__()
+        self.recipe = recipe
+        self.functions: list[str] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.functions.append(node.name.value)
+        return True
+
+    def leave_FunctionDef(self, original, updated):
+        self.functions.pop()
+        return updated
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        if not self.functions:
+            return updated
+        body = []
+        for statement in updated.body:
+            body += self._restored(statement)
+        return updated.with_changes(body=body)
+
+    def _restored(self, statement) -> list:
+        where = self.functions[-1]
+        if (
+            where in FORWARD_LOOP_FUNCTIONS
+            and isinstance(statement, cst.If)
+            and _is_backbone_check(statement.test)
+            and isinstance(statement.orelse, cst.Else)
+            and any(m.matches(s, SAVE_OUTPUT) for s in statement.orelse.body.body)
+        ):
+            self.recipe.removed.append(f"{where}: 'if {code(statement.test)}: ... else:' around the stock forward step")
+            stock = list(statement.orelse.body.body)
+            return [stock[0].with_changes(leading_lines=statement.leading_lines), *stock[1:]]
+        if where == "__init__" and m.matches(statement, SIXTY_FOUR):
+            self.recipe.removed.append("a model's stride probe 's = 640' -> 's = 256'")
+            return [statement.with_changes(body=[statement.body[0].with_changes(value=cst.Integer("256"))])]
+        return [statement]
+
+
+# --- entry points ----------------------------------------------------------------------------------------------------
+
+
+def remove_from_tasks(module: cst.Module, recipe: Recipe) -> cst.Module:
+    """tasks.py with the recipe's edits taken out (``recipe`` records what it read and what it could not)."""
+    body = []
+    for statement in module.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == "parse_model":
+            statement = _ParseModel(module, recipe).fn(statement)
+        body.append(statement)
+    module = module.with_changes(body=body)
+    module = module.visit(_ModelMethods(recipe))
+    if not recipe.problems:  # what is left once the known edits are out: a variant this module does not know
+        left = [e for e in hand_patched.evidence(module.bytes) if not e.endswith(USER_IMPORT_SIGN)]
+        recipe.problems += [f"nn/{sign} (left once the recipe's known edits are out)" for sign in left]
+    return module
+
+
+class _FlopsStride(cst.CSTTransformer):
+    """get_flops' ``stride = 640`` with upstream's line commented out above it -> upstream's line."""
+
+    def __init__(self, recipe: Recipe):
+        super().__init__()
+        self.recipe = recipe
+        self.depth = 0
+
+    def visit_FunctionDef(self, node):
+        if node.name.value == "get_flops" or self.depth:
+            self.depth += 1
+        return True
+
+    def leave_FunctionDef(self, original, updated):
+        if self.depth:
+            self.depth -= 1
+        return updated
+
+    def leave_SimpleStatementLine(self, original, updated):
+        if not self.depth or not m.matches(updated, _assign(m.Name("stride"), m.Integer())):
+            return updated
+        for index, line in enumerate(updated.leading_lines):
+            upstream = _commented_statement(line)
+            if upstream is not None and m.matches(upstream, PROBE_STRIDE):
+                self.recipe.removed.append("get_flops: 'stride = 640' -> upstream's line, kept above it as a comment")
+                lines = [*updated.leading_lines[:index], *updated.leading_lines[index + 1 :]]
+                return upstream.with_changes(leading_lines=lines)
+        return updated
+
+
+def _commented_statement(line: cst.EmptyLine):
+    if line.comment is None:
+        return None
+    text = line.comment.value.lstrip("#").strip()
+    try:
+        return cst.parse_statement(text + "\n")
+    except cst.ParserSyntaxError:
+        return None
+
+
+def remove_from_torch_utils(module: cst.Module, recipe: Recipe) -> cst.Module:
+    return module.visit(_FlopsStride(recipe))
+
+
+def read(tasks: bytes, torch_utils: bytes) -> tuple[Recipe, bytes, bytes]:
+    """The recipe read from the two files, and the files without its edits; UnrecognisedRecipe if it cannot."""
+    recipe = Recipe()
+    try:
+        tasks_module, utils_module = cst.parse_module(tasks), cst.parse_module(torch_utils)
+    except cst.ParserSyntaxError as error:
+        raise UnrecognisedRecipe([f"not valid Python ({error.message}, line {error.raw_line})"]) from None
+    tasks_module = remove_from_tasks(tasks_module, recipe)
+    utils_module = remove_from_torch_utils(utils_module, recipe)
+    if recipe.problems:
+        raise UnrecognisedRecipe(recipe.problems)
+    return recipe, tasks_module.bytes, utils_module.bytes
+
+
+def recipe_removed(key: str, data: bytes) -> bytes:
+    """A recorded hand-patched file without the recipe's edits: what bbpatch's edits apply to in an adopted tree."""
+    found = Recipe()
+    module = cst.parse_module(data)
+    remove = remove_from_tasks if key == TASKS else remove_from_torch_utils
+    return remove(module, found).bytes
