@@ -53,6 +53,7 @@ upstream-tests: install
 lint: install
 	$(PY) -m pip install -q ruff
 	$(PY) -m ruff check patcher modules tests
+	$(PY) -m bbpatch.architecture
 
 clean:
 	rm -rf $(VENV) $(ISOLATED_VENVS) demo-out .pytest_cache

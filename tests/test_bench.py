@@ -88,9 +88,9 @@ def model_rows(section: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def tiny_deployment(patched_tree):
     """The latency table code on its smallest configuration: one shipped and one stock model, 64 px, N = 2."""
-    from bbpatch.verify import static
+    from bbpatch.verify import target
 
-    shipped = {p.name: p for p in static.load(patched_tree).yamls()}
+    shipped = {p.name: p for p in target.load(patched_tree).yamls()}
     names = ["yolov8n-mobilenetv4.yaml", "yolov8n.yaml"]
     return latency.run(patched_tree, names, sizes=[64], runs=2, warmup=1, shipped=shipped)
 

@@ -9,7 +9,7 @@ from bbpatch import api
 from bbpatch.models import yaml_bases, yamlgen
 from bbpatch.verify import UnknownYaml, resolve_yamls
 from bbpatch.verify.dataset import offline_environment, write_dataset
-from bbpatch.verify.static import load
+from bbpatch.verify.target import load
 from bbpatch.verify.yamls import not_installed_results
 
 from conftest import copy_package, release_package

@@ -680,19 +680,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from bbpatch import api
     from bbpatch.benchmarks.engine import copy_of_installed
-    from bbpatch.verify import static
+    from bbpatch.verify import target
 
     with tempfile.TemporaryDirectory() as temp:
         root = copy_of_installed(Path(temp, "tree"))
         api.apply(root)
-        shipped = {p.name: p for p in static.load(root).yamls()}
+        shipped = {p.name: p for p in target.load(root).yamls()}
         names = [*(args.yaml or default_models(shipped, args.heads)), *args.stock]
         formats = all_formats() if args.formats == ["all"] else args.formats
         result = run(root, names, args.sizes, args.runtimes, formats, args.runs, args.warmup, args.jobs,
                      workdir=Path(temp, "work"), shipped=shipped,
                      on_progress=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
-    from bbpatch.benchmarks.table import deployment_markdown
-
     text = deployment_markdown(result)
     print(f"deployment latency (ultralytics {result.versions.get('ultralytics')}; export {result.seconds['export']} s, "
           f"timing {result.seconds['time']} s)\n\n{text}")  # fmt: skip
@@ -706,6 +704,15 @@ def all_formats() -> list[str]:
     from bbpatch.verify.exports import FORMATS as EXPORT_FORMATS
 
     return [f.name for f in EXPORT_FORMATS]
+
+
+def deployment_markdown(deployment) -> str:
+    """The deployment sections of bench.md: latency table, which shipped models beat which stock ones, parity."""
+    return (
+        "## Deployment latency: ONNX Runtime and OpenVINO, 1 thread\n\n"
+        f"{latency_table(deployment)}\n{summary(deployment)}\n\n"
+        f"## Export parity and export time\n\n{parity_table(deployment)}"
+    )
 
 
 if __name__ == "__main__":

@@ -136,17 +136,6 @@ def model_names(shipped: dict, names, every: bool, stock, heads=None) -> list[st
     return list(dict.fromkeys([*chosen, *stock]))
 
 
-def deployment_markdown(deployment) -> str:
-    """The deployment sections of bench.md: latency table, which shipped models beat which stock ones, parity."""
-    from bbpatch.benchmarks import latency
-
-    return (
-        "## Deployment latency: ONNX Runtime and OpenVINO, 1 thread\n\n"
-        f"{latency.latency_table(deployment)}\n{latency.summary(deployment)}\n\n"
-        f"## Export parity and export time\n\n{latency.parity_table(deployment)}"
-    )
-
-
 def pareto_front(results: list[Measurement]) -> set:
     """Names of the models no other model beats on both parameters and latency."""
     ok = [r for r in results if not r.error]

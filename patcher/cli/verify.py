@@ -195,10 +195,10 @@ def bench_command(path, yamls, every, heads, stock, imgsz, plot, table, runs, wa
 
     from bbpatch.benchmarks import latency
     from bbpatch.benchmarks import table as bench
-    from bbpatch.verify import NotPatched, UnknownYaml, plan, resolve_yamls, static
+    from bbpatch.verify import NotPatched, UnknownYaml, plan, resolve_yamls, target
 
     try:
-        patched = static.load(path)
+        patched = target.load(path)
         roles = patched.roles()
         shipped = {p.name: p for p in patched.yamls()}
         names = bench.model_names(shipped, split_names(yamls), every, split_names([stock]), split_names([heads]))
@@ -228,7 +228,7 @@ def bench_command(path, yamls, every, heads, stock, imgsz, plot, table, runs, wa
             export_formats, latency_runs, warmup, jobs, shipped=shipped,
             on_progress=lambda message: click.echo(f"bench: {message}", err=True),
         )  # fmt: skip
-        markdown += "\n" + bench.deployment_markdown(deployment)
+        markdown += "\n" + latency.deployment_markdown(deployment)
     Path(table).write_text(markdown, encoding="utf-8")
     bench.scatter_plot(results, Path(plot), imgsz, threads, deployment)
     if json_file:

@@ -71,21 +71,3 @@ def compile_mapped(original: bytes, patched: bytes, filename: str):
             if node.end_lineno == node.lineno and (node.end_col_offset or 0) < (node.col_offset or 0):
                 node.end_col_offset = node.col_offset
     return compile(module, filename, "exec", dont_inherit=True)
-
-
-def main(argv) -> int:
-    """``python -m bbpatch.hook.compiler PACKAGE``: the entry for the tree as it is now, on stdout."""
-    import sys
-
-    from bbpatch.hook import cache, finder
-
-    package = Path(argv[0])
-    sources = finder.read_sources(package)
-    sys.stdout.buffer.write(cache.encode_entry(cache.entry_key(sources), compile_entry(package, sources)))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

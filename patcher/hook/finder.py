@@ -124,7 +124,7 @@ def decide(package: Path, use_cache: bool = True, prefetched=None) -> Decision:
 
 class Prefetch:
     """Started at ultralytics' first submodule: the cache entry read then, or on a miss
-    ``python -m bbpatch.hook.compiler PACKAGE`` patching while this process imports torch (about a second),
+    ``python -m bbpatch.hook.warm PACKAGE`` patching while this process imports torch (about a second),
     so a cold import waits for little."""
 
     TIMEOUT = 120
@@ -134,7 +134,7 @@ class Prefetch:
         self.entry, self.process = cache.load(self.key), None
         if self.entry is None:
             env = {**os.environ, "BBPATCH_DISABLE": "1"}
-            command = [sys.executable, "-m", "bbpatch.hook.compiler", str(package)]
+            command = [sys.executable, "-m", "bbpatch.hook.warm", str(package)]
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
     def __call__(self, key: str):

@@ -19,8 +19,9 @@ from .cache import BuildCache, build_key
 from .dataset import offline_environment, write_dataset
 from .results import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PASS, Result, exit_code  # noqa: F401  (the package's names)
 from .runner import Runner, count_checks
-from .static import NotPatched, PatchedTree, bbpatch_roles, load, static_results, unpatched_copy  # noqa: F401
+from .static import NotPatched, PatchedTree, bbpatch_roles, static_results, unpatched_copy  # noqa: F401
 from .suite import CHECKS
+from .target import load  # noqa: F401  (the package's names)
 from .yamls import backbone_scales_results, not_installed_reason, not_installed_results
 
 # The public names are listed once, in the package's __all__ (bbpatch.verify), which takes them from here.

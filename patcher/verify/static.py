@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 
 from bbpatch.disk.manifest import CHANGED, CREATED, Manifest, sha256
-from bbpatch.disk.records import Report, original_sources, read_manifest
+from bbpatch.disk.records import Report, original_sources
 from bbpatch.engine.edits import EDITS
-from bbpatch.engine.tree import ADDMODULES, MANIFEST, NEWEST_RELEASE, OLDEST_RELEASE, Tree, find_tree, in_tested_range
+from bbpatch.engine.tree import ADDMODULES, MANIFEST, NEWEST_RELEASE, OLDEST_RELEASE, Tree, in_tested_range
 from bbpatch.models.roles import declared_role
-from bbpatch.patching.status import status
 
 from .results import FAIL, PASS, Result
 
@@ -53,25 +52,6 @@ class PatchedTree:
 
     def file_results(self) -> list[Result]:
         return file_results(self)
-
-
-def load(path) -> PatchedTree:
-    """Find the tree and its manifest; raise NotPatched (or bbpatch's TreeError) when there is nothing to verify.
-
-    A tree unpatched on disk that the import hook patches in memory (``bbpatch enable``) is verified as such.
-    """
-    tree = find_tree(path)
-    report = status(tree.package)
-    manifest = read_manifest(tree)
-    if manifest is None:
-        from .hooked import load_hooked
-
-        hooked = load_hooked(tree, report)
-        if hooked is not None:
-            return hooked
-        hint = " (it looks patched by hand)" if report.state == "hand-patched" else ""
-        raise NotPatched(f"{tree}: not patched by bbpatch{hint}; run 'bbpatch apply' (or 'bbpatch enable') first")
-    return PatchedTree(tree, manifest, report)
 
 
 def bbpatch_roles(package: Path) -> dict:
