@@ -508,3 +508,28 @@ def test_a_cache_entry_others_can_write_is_not_run(tmp_path):
     assert cache.trusted(entry)
     entry.chmod(0o664)
     assert not cache.trusted(entry)
+
+
+def test_the_code_cache_key_covers_every_module_the_compiled_code_comes_from():
+    # a module the compiler uses but the key leaves out would serve stale patched code after a bbpatch upgrade
+    from bbpatch import architecture
+
+    graph = architecture.import_graph(WORKTREE)
+    used, todo = set(), ["bbpatch.hook.compiler", "bbpatch.hook.finder"]
+    while todo:
+        for target in graph[todo.pop()] - used:
+            used.add(target)
+            todo.append(target)
+    folders = {folder.resolve() for folder in cache.fingerprint_folders() if folder is not None}
+    files = {m: importlib.util.find_spec(m).origin for m in used if m not in ("bbpatch", "bbpatch._moved")}
+    uncovered = sorted(m for m, origin in files.items() if Path(origin).resolve().parent not in folders)
+    assert not uncovered, f"add their folders to cache.ENGINE_ROOMS: {uncovered}"
+    assert {"bbpatch.engine.sources", "bbpatch.engine.edits.base", "bbpatch.models.yaml_bases"} <= set(files)
+    before = cache.engine_fingerprint()
+    sources = Path(files["bbpatch.engine.sources"])
+    stat = sources.stat()
+    os.utime(sources, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    try:
+        assert cache.engine_fingerprint() != before
+    finally:
+        os.utime(sources, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -24,8 +24,10 @@ MAGIC = b"bbpatch-hook-cache 1\n"
 DIGEST_SIZE = 32
 CACHE_VARIABLE = "BBPATCH_CACHE_DIR"
 # what the patched code depends on besides the tree: bbpatch's edit engine and templates, its YAML list
-ENGINE_FILES = ("api.py", "cst.py", "matchers.py", "hand_patched.py", "yaml_bases.py", "encoding.py")
-ENGINE_PACKAGES = ("bbpatch.engine.edits", "bbpatch.templates.edits", "bbpatch.yamls")
+# The rooms the compiled code is made from (the compiler imports only these: tests/test_hook.py checks it), and
+# the data it reads: a change to any file in them recompiles.
+ENGINE_ROOMS = ("engine", "engine/edits", "models", "hook")
+ENGINE_PACKAGES = ("bbpatch.templates.edits", "bbpatch.yamls")
 
 
 def cache_dir() -> Path:
@@ -61,10 +63,13 @@ def _stats(folder: Path | None, names=None) -> list:
 
 def engine_fingerprint() -> str:
     """bbpatch's version and the stats of the files the patched code is made from: a new bbpatch recompiles."""
-    bbpatch_dir = Path(bbpatch.__file__).parent
-    parts = [bbpatch.__version__, _stats(bbpatch_dir, ENGINE_FILES), _stats(bbpatch_dir / "hook")]
-    parts += [_stats(package_folder(name)) for name in ENGINE_PACKAGES]
+    parts = [bbpatch.__version__, *(_stats(folder) for folder in fingerprint_folders())]
     return repr(parts)
+
+
+def fingerprint_folders() -> list[Path | None]:
+    bbpatch_dir = Path(bbpatch.__file__).parent
+    return [bbpatch_dir / room for room in ENGINE_ROOMS] + [package_folder(name) for name in ENGINE_PACKAGES]
 
 
 def entry_key(sources: dict[str, tuple[Path, bytes]]) -> str:
