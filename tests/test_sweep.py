@@ -79,3 +79,17 @@ def test_refusal_that_changed_the_tree_is_a_failure(by_version, tmp_path):
 def test_sweep_cli_rejects_unknown_versions(capsys):
     with pytest.raises(SystemExit, match="7.0.0"):
         sweep.main(["7.0.0"])
+
+
+def test_the_release_caches_are_the_checkouts_own(monkeypatch):
+    # the modules live two folders down (patcher/releases/): a cache beside them would download every wheel again
+    import importlib
+    from pathlib import Path
+
+    from bbpatch.releases import upstream_tests
+    from tests.conftest import RELEASE_CACHE
+
+    monkeypatch.delenv("BBPATCH_RELEASE_CACHE", raising=False)
+    assert importlib.reload(sweep).CACHE == RELEASE_CACHE
+    assert upstream_tests.CACHE == RELEASE_CACHE.parent / "upstream"
+    assert Path(sweep.__file__).resolve().parents[2] / ".cache" == RELEASE_CACHE.parent

@@ -32,7 +32,7 @@ from bbpatch.disk.transaction import LockedError
 from bbpatch.engine.tree import TreeError, version_tuple
 
 INDEX_JSON = os.environ.get("BBPATCH_SWEEP_INDEX", "https://pypi.org/pypi/ultralytics/json")
-CACHE = Path(os.environ.get("BBPATCH_RELEASE_CACHE", Path(__file__).resolve().parent.parent / ".cache" / "releases"))
+CACHE = Path(os.environ.get("BBPATCH_RELEASE_CACHE", Path(__file__).resolve().parents[2] / ".cache" / "releases"))
 WHEELS = CACHE / "wheels"
 OK, REFUSED, FAILED = "ok", "refused", "failed"
 EXIT_USAGE = 2  # bbpatch.cli's exit code for bad input / unsupported layout

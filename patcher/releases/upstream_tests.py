@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bbpatch.engine.tree import find_tree, installed_package
 
-CACHE = Path(__file__).resolve().parent.parent / ".cache" / "upstream"
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / "upstream"
 RUN = ("test_cli.py", "test_engine.py", "test_ndjson_converter.py", "test_python.py")
 NOT_RUN = {
     "test_cuda.py": "needs a CUDA GPU",
