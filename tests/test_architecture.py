@@ -74,3 +74,43 @@ def test_a_module_outside_every_room_fails_and_the_command_exits_1(checkout):
 def test_the_map_in_docs_is_the_one_the_check_enforces():
     doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert architecture.diagram() in doc, "run `python -m bbpatch.architecture --diagram` and paste it into the doc"
+
+
+def test_every_0_3_import_path_is_the_moved_module_itself_with_a_deprecation_warning():
+    code = (
+        "import importlib, json, sys, warnings\n"
+        "from bbpatch import _moved\n"
+        "out = {}\n"
+        "for old, new in _moved.MOVED.items():\n"
+        "    with warnings.catch_warnings(record=True) as caught:\n"
+        "        warnings.simplefilter('always')\n"
+        "        module = importlib.import_module('bbpatch.' + old)\n"
+        "    out[old] = [module is importlib.import_module('bbpatch.' + new), [str(w.message) for w in caught]]\n"
+        "from bbpatch.edits.base import Edit\n"
+        "from bbpatch.engine.edits.base import Edit as moved\n"
+        "out['edits.base'] = [Edit is moved, []]\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import json
+
+    from bbpatch import _moved
+
+    found = json.loads(proc.stdout)
+    assert set(found) == {*_moved.MOVED, "edits.base"}
+    for old, (same, warned) in found.items():
+        assert same, f"bbpatch.{old} is a copy, not the moved module"
+        if old in _moved.MOVED:
+            assert warned == [
+                f"bbpatch.{old} moved to bbpatch.{_moved.MOVED[old]} in bbpatch 0.4; the old name goes in 0.5"
+            ]
+
+
+def test_python_m_on_an_old_name_runs_the_new_module():
+    proc = subprocess.run([sys.executable, "-m", "bbpatch.sweep", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m bbpatch.releases.sweep"), proc.stderr
+
+
+def test_a_name_that_never_existed_still_fails_to_import():
+    proc = subprocess.run([sys.executable, "-c", "import bbpatch.nothing_here"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "No module named 'bbpatch.nothing_here'" in proc.stderr
