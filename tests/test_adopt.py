@@ -13,6 +13,7 @@ import sys
 import pytest
 from recipe_trees import Backbone, Variant, make_recipe_tree
 
+from bbpatch import api
 from bbpatch.adopt import adoption
 
 from conftest import copy_package, release_package
@@ -212,7 +213,7 @@ def test_a_stock_tree_is_refused_and_apply_named(fresh_tree):
 
 
 def test_a_bbpatch_tree_is_refused(fresh_tree):
-    api_report = adoption.api.apply(fresh_tree)
+    api_report = api.apply(fresh_tree)
     assert api_report.state == "patched"
     (line,) = refused(fresh_tree, 2)
     assert "bbpatch_manifest.json: this tree is patched by bbpatch" in line
