@@ -1,4 +1,6 @@
-"""What ``make bench`` runs: figures measured side by side in one run, printed with their targets, never asserted."""
+"""Measuring: what ``make bench`` runs (``engine``, ``backbones``, ``verify``, ``git``, ``latency``, ``hook``: figures
+measured side by side in one run, printed with their targets, never asserted) and ``bbpatch bench`` (``table``:
+parameters, GFLOPs and latency of each model YAML; ``labels`` places its plot's labels)."""
 
 
 def print_ratios(title: str, figures: dict, targets: dict) -> None:
