@@ -18,13 +18,11 @@ import ast
 import libcst as cst
 
 from bbpatch import __version__
-from bbpatch.disk.manifest import CREATED, FileRecord, Manifest, sha256
+from bbpatch.disk.manifest import Manifest, sha256
 from bbpatch.disk.records import (
     Report,
-    check_replaceable,
     diff_of,
     original_sources,
-    read_file,
     read_manifest,
     read_source,
     release_notes,
@@ -32,11 +30,12 @@ from bbpatch.disk.records import (
     symlink_notes,
 )
 from bbpatch.disk.transaction import commit, locked, recover_pending
+from bbpatch.disk.writes import planned_writes
 from bbpatch.engine import recipe
 from bbpatch.engine.edits.base import TASKS, TORCH_UTILS
 from bbpatch.engine.edits.import_addmodules import EDIT as IMPORT_EDIT
 from bbpatch.engine.recipe import recipe_removed  # noqa: F401  (where it lived before 0.4)
-from bbpatch.engine.sources import hand_patch_evidence, patch_source
+from bbpatch.engine.sources import hand_patch_evidence
 from bbpatch.engine.tree import ADDMODULES, LOCK, MANIFEST, Tree, TreeError, find_tree
 from bbpatch.models import catalog
 from bbpatch.models.catalog import package_dir
@@ -196,28 +195,9 @@ def plan_update(tree: Tree, manifest: Manifest) -> tuple[Report, dict]:
 def plan_files(tree, before, bases, current, adopted, old: Manifest | None = None) -> tuple[Report, dict]:
     """The writes: bbpatch's edits on the recipe-free bases, its package and YAMLs, the registry, the manifest."""
     manifest = Manifest(__version__, tree.version, adopted=adopted)
-    writes = {}
-    for key, base in bases.items():
-        patched, statuses = patch_source(tree, key, base)
-        manifest.edits.update(statuses)
-        if patched != before[key]:
-            manifest.files[key] = FileRecord.changed(before[key], patched)
-        if patched != current[key]:
-            writes[tree.file(key)] = patched
-    created_before = {k for k, r in (old.files.items() if old else ()) if r.action == CREATED}
     files = shipped_files(tree, adopted["modules"])
     files[f"{adopted['modules']}/{REGISTRY}"] = registry_source(tree, adopted)
-    for key, data in files.items():
-        existing = read_file(tree, tree.file(key))
-        if existing is not None and existing != data:
-            check_replaceable(tree, key, existing, old.files.get(key) if key in created_before else None)
-        manifest.files[key] = FileRecord.created(data)
-        if existing != data:
-            writes[tree.file(key)] = data
-    for key in created_before - set(manifest.files):
-        if sha256(read_file(tree, tree.file(key))) == old.files[key].patched_sha256:
-            writes[tree.file(key)] = None
-    writes[tree.package / MANIFEST] = manifest.to_bytes()
+    writes = planned_writes(tree, before, bases, current, files, old, manifest)
     return Report(tree, "adopted", manifest.edits, bbpatch=__version__, adopted=adopted), writes
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bbpatch import __version__
-from bbpatch.disk.manifest import CREATED, FileRecord, Manifest, sha256
+from bbpatch.disk.manifest import Manifest
 from bbpatch.disk.records import (
     Report,
-    check_replaceable,
     is_current,
     originals,
     read_file,
@@ -20,8 +19,8 @@ from bbpatch.disk.records import (
     unified_diff,
 )
 from bbpatch.disk.transaction import commit, locked, recover_pending
-from bbpatch.engine.sources import patch_source
-from bbpatch.engine.tree import LOCK, MANIFEST, Tree, find_tree
+from bbpatch.disk.writes import planned_writes
+from bbpatch.engine.tree import LOCK, Tree, find_tree
 
 
 def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
@@ -35,26 +34,7 @@ def plan_apply(tree: Tree) -> tuple[Report, dict[Path, bytes | None]]:
     current = read_sources(tree)
     bases = originals(tree, current, manifest)
     new_manifest = Manifest(__version__, tree.version)
-    writes: dict[Path, bytes | None] = {}
-    for key, original in bases.items():
-        patched, statuses = patch_source(tree, key, original)
-        new_manifest.edits.update(statuses)
-        if patched != original:
-            new_manifest.files[key] = FileRecord.changed(original, patched)
-        if patched != current[key]:
-            writes[tree.file(key)] = patched
-    previously_created = {k for k, r in (manifest.files.items() if manifest else ()) if r.action == CREATED}
-    for key, data in shipped_files(tree).items():
-        existing = read_file(tree, tree.file(key))
-        if existing is not None and existing != data:
-            check_replaceable(tree, key, existing, manifest.files.get(key) if key in previously_created else None)
-        new_manifest.files[key] = FileRecord.created(data)
-        if existing != data:
-            writes[tree.file(key)] = data
-    for key in previously_created - set(new_manifest.files):  # shipped by an older bbpatch, not by this one
-        if sha256(read_file(tree, tree.file(key))) == manifest.files[key].patched_sha256:
-            writes[tree.file(key)] = None
-    writes[tree.package / MANIFEST] = new_manifest.to_bytes()
+    writes = planned_writes(tree, bases, bases, current, shipped_files(tree), manifest, new_manifest)
     state = "patched" if manifest is None else "updated"
     return Report(tree, state, new_manifest.edits, bbpatch=__version__), writes
 
