@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import py_compile
+import shutil
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 from bbpatch import api
 from bbpatch.tree import TESTED_RELEASES, version_tuple
 
-from conftest import RELEASE_CACHE, copy_package, release_package
+from conftest import RELEASE_CACHE, cache_lock, copy_package, release_package
 from helpers import run_cli, run_json, tree_bytes
 
 RELEASES = TESTED_RELEASES
@@ -130,12 +131,14 @@ LEGACY_REQUIREMENTS = ("setuptools<81", "seaborn")
 @pytest.fixture(scope="session")
 def legacy_site():
     """A folder for PYTHONPATH with what old 8.0.x releases import (kept out of the venv: setuptools < 81)."""
-    if not (LEGACY_SITE / "pkg_resources").is_dir() or not (LEGACY_SITE / "seaborn").is_dir():
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(LEGACY_SITE)]
-            + list(LEGACY_REQUIREMENTS),
-            check=True,
-        )
+    with cache_lock():  # one process installs it; a half-installed folder is removed and installed again
+        if not (LEGACY_SITE / "pkg_resources").is_dir() or not (LEGACY_SITE / "seaborn").is_dir():
+            shutil.rmtree(LEGACY_SITE, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(LEGACY_SITE)]
+                + list(LEGACY_REQUIREMENTS),
+                check=True,
+            )
     return LEGACY_SITE
 
 
