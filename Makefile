@@ -29,8 +29,13 @@ coreml-venv: .venv-coreml/.installed
 	.venv-$*/bin/python -m pip install -q -e ".[$*]"
 	touch $@
 
+# pytest-xdist: one worker a core, at most 4 (each runs its own model builds and exports). worksteal gives each
+# worker a contiguous half of the suite (whole modules, but where a steal cuts one) and hands a worker left idle
+# the second half of the other's queue, so both end within about one test of each other.
+TEST_WORKERS ?= $$($(PY) -c 'import os; print(min(4, os.cpu_count() or 1))')
+
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 demo: install
 	$(PY) -m bbpatch.demo

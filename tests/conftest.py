@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from bbpatch import api
+
+from helpers import CONFIG_ROOT, THREADS
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", THREADS)  # the worker's own torch (not imported yet) shares the cores too
 
 RELEASE_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "releases"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -30,31 +38,57 @@ def copy_package(package: Path, root: Path) -> Path:
 
 
 def release_package(version: str) -> Path:
-    """The ``ultralytics`` package of a real release, downloaded once (pip download) and unzipped into the cache."""
+    """The ``ultralytics`` package of a real release, downloaded once (pip download) and unzipped into the cache.
+
+    The cache is shared (by xdist workers, by checkouts linking one ``.cache``): one process at a time fills it,
+    and a tree appears whole or not at all (unzipped beside it, renamed into place).
+    """
     target = RELEASE_CACHE / version
     if not (target / "ultralytics" / "nn" / "tasks.py").exists():
-        wheels = RELEASE_CACHE / "wheels"
-        wheel = next(wheels.glob(f"ultralytics-{version}-*.whl"), None) if wheels.exists() else None
-        if wheel is None:
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--no-deps",
-                    f"ultralytics=={version}",
-                    "-d",
-                    str(wheels),
-                ],
-                check=True,
-            )
-            wheel = next(wheels.glob(f"ultralytics-{version}-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            members = [n for n in archive.namelist() if n.startswith("ultralytics/")]
-            archive.extractall(target, members)
+        RELEASE_CACHE.mkdir(parents=True, exist_ok=True)
+        with cache_lock():
+            if not (target / "ultralytics" / "nn" / "tasks.py").exists():
+                unzip_release(release_wheel(version), target)
     return target / "ultralytics"
+
+
+def cache_lock() -> FileLock:
+    """Held while anything is added to ``.cache/releases`` (a file there, so no ``*/ultralytics`` glob sees it)."""
+    return FileLock(str(RELEASE_CACHE / ".lock"))
+
+
+def release_wheel(version: str) -> Path:
+    wheels = RELEASE_CACHE / "wheels"
+    wheel = next(wheels.glob(f"ultralytics-{version}-*.whl"), None) if wheels.exists() else None
+    if wheel is None:
+        download = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"ultralytics=={version}"]
+        subprocess.run([*download, "-d", str(wheels)], check=True)
+        wheel = next(wheels.glob(f"ultralytics-{version}-*.whl"))
+    return wheel
+
+
+def unzip_release(wheel: Path, target: Path) -> None:
+    partial = RELEASE_CACHE / ".partial"  # two levels down: ``RELEASE_CACHE.glob("*/ultralytics/...")`` skips it
+    partial.mkdir(exist_ok=True)
+    unzipped = Path(tempfile.mkdtemp(dir=partial, prefix=f"{target.name}-"))
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(unzipped, [n for n in archive.namelist() if n.startswith("ultralytics/")])
+    if target.exists():  # left half-unzipped by a run killed before this cache unzipped into a temporary folder
+        shutil.rmtree(target)
+    unzipped.rename(target)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state(tmp_path_factory):
+    """The session's own cache home (bbpatch's verify and hook caches) and settings for the trees' ultralytics:
+    none shared with the other xdist worker, another checkout's test run or the developer's own ``~/.cache``."""
+    state = tmp_path_factory.getbasetemp()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIP_CACHE_DIR", os.environ.get("PIP_CACHE_DIR") or str(Path(cache_home, "pip")))  # pip's stays
+        env.setenv("XDG_CACHE_HOME", str(state / "cache-home"))
+        env.setenv(CONFIG_ROOT, str(state / "yolo-settings"))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-ISOLATED_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False", "OMP_NUM_THREADS": "2", "MPLBACKEND": "Agg"}
+# Two torch threads a process, one where xdist workers share two cores: threads that outnumber the cores wait on
+# each other (a build then takes many times as long).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = str(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))
+ISOLATED_ENV = {"YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False", "OMP_NUM_THREADS": THREADS, "MPLBACKEND": "Agg"}
+# where the session keeps the trees' settings (conftest's private_state), so no other run or worker shares them
+CONFIG_ROOT = "BBPATCH_TESTS_CONFIG_ROOT"
 
 
 def tree_env(root: Path, env: dict | None = None) -> dict:
     # settings.json of one tree's own: a newer release's keys make an older one print errors on stdout
-    config = Path(tempfile.gettempdir(), "bbpatch-tests-yolo-config", hashlib.sha256(bytes(root)).hexdigest()[:16])
+    configs = os.environ.get(CONFIG_ROOT) or Path(tempfile.gettempdir(), "bbpatch-tests-yolo-config")
+    config = Path(configs, hashlib.sha256(bytes(root)).hexdigest()[:16])
     merged = {**os.environ, **ISOLATED_ENV, "YOLO_CONFIG_DIR": str(config), **(env or {})}
     merged["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), merged.get("PYTHONPATH", "")) if p)
     return merged

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from bbpatch import api
 from bbpatch.hook import cache, compiler
@@ -36,7 +37,16 @@ def wheel(version: str) -> Path:
 
 @pytest.fixture(scope="session")
 def bbpatch_wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    """This checkout's bbpatch as a wheel, built once a run: xdist workers share it (pip builds in the checkout)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build_wheel(tmp_path_factory.mktemp("wheel"))
+    run_folder = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers alone
+    with FileLock(str(run_folder / "bbpatch-wheel.lock")):
+        built = next((run_folder / "bbpatch-wheel").glob("bbpatch-*.whl"), None)
+        return built or build_wheel(run_folder / "bbpatch-wheel")
+
+
+def build_wheel(out: Path) -> Path:
     subprocess.run(
         [str(MAIN_PYTHON), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out)]
         + [str(WORKTREE)],
