@@ -347,3 +347,36 @@ def test_a_worker_that_dies_fails_its_yaml_and_the_rest_still_runs(fresh_tree, t
     died = results[("crash.yaml", "build")]
     assert died["status"] == "fail" and "worker process died" in died["detail"]
     assert results[(f"{SMALL_YAMLS[0]}.yaml", "build")]["status"] == "pass"
+
+
+def test_the_fast_build_cache_trusts_nothing_it_reads_and_concurrent_saves_never_fail(tmp_path):
+    import threading
+
+    from bbpatch.verify.cache import BuildCache
+
+    file = tmp_path / "verify-fast.json"
+    for content in ("[1, 2]", "{not json", '{"k": 3, "ok": "built", "7": null}', "\udcff"):
+        file.write_text(content, encoding="utf-8", errors="surrogateescape")
+        entries = BuildCache(file).entries
+        assert entries == ({"ok": "built"} if "ok" in content else {}), content
+    errors = []
+
+    def save_often(n):
+        cache = BuildCache(file)
+        cache.put(f"key{n}", "built")
+        for _ in range(50):
+            try:
+                cache.save()
+            except Exception as error:  # noqa: BLE001 (any of them is the failure)
+                errors.append(error)
+
+    threads = [threading.Thread(target=save_often, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert json.loads(file.read_text())  # whole JSON, from one of the savers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["verify-fast.json"]  # no temp file left
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    BuildCache(tmp_path / "a-file" / "verify-fast.json").save()  # cannot be written: slower next time, no error

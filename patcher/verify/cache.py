@@ -8,10 +8,12 @@ them rebuilds. Only passing builds are remembered. ``--no-cache`` ignores the fi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -47,9 +49,12 @@ class BuildCache:
     def __init__(self, file: Path | None = None):
         self.file = file or cache_file()
         try:
-            self.entries = json.loads(self.file.read_text())
+            entries = json.loads(self.file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            self.entries = {}
+            entries = {}
+        # anyone's file: only string details under string keys count, anything else is as if never remembered
+        valid = isinstance(entries, dict)
+        self.entries = {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, str)} if valid else {}
 
     def get(self, key):
         return self.entries.get(key)
@@ -58,7 +63,13 @@ class BuildCache:
         self.entries[key] = detail
 
     def save(self):
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.entries))
-        temporary.replace(self.file)
+        """Write the entries atomically, through a temp file of this process's own (two verify runs may save at
+        once: the last one wins). A cache that cannot be written is only slower next time: never an error."""
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.file.parent, suffix=".tmp", delete=False) as temporary:
+                temporary.write(json.dumps(self.entries))
+            os.replace(temporary.name, self.file)
+        except OSError:
+            with contextlib.suppress(OSError, NameError):
+                os.unlink(temporary.name)
