@@ -103,7 +103,9 @@ def import_graph(root: Path) -> dict[str, set[str]]:
     files = {}
     for folder, package in SOURCES.items():
         for path in sorted((root / folder).rglob("*.py")):
-            files[module_name(path, root / folder, package)] = path
+            parts = path.relative_to(root / folder).with_suffix("").parts
+            if all(part.isidentifier() for part in parts):  # what is importable: not .cache/, not a stray copy
+                files[module_name(path, root / folder, package)] = path
     known = set(files)
     graph = {}
     for module, path in files.items():
