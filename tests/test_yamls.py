@@ -344,3 +344,15 @@ def test_verify_cli_names_the_missing_stock_yaml_instead_of_crashing(older_patch
 def test_the_yolo12_yaml_installed_on_the_older_release_builds_there(older_patched):
     code = "from ultralytics import YOLO; print(YOLO('yolo12n-mobilenetv4.yaml').model.stride.tolist())"
     assert run_py(older_patched, code).strip().splitlines()[-1] == "[8.0, 16.0, 32.0]"
+
+
+def test_the_generator_takes_an_option_for_an_option_not_for_a_folder(tmp_path):
+    import subprocess
+    import sys
+
+    for option, code in (("--help", 0), ("--bogus", 2)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bbpatch.models.yamlgen", option], cwd=tmp_path, capture_output=True
+        )
+        assert proc.returncode == code and proc.stdout.startswith(b"usage: python -m bbpatch.models.yamlgen")
+    assert list(tmp_path.iterdir()) == []  # before: 81 YAMLs written into a folder named --help

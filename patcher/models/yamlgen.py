@@ -489,9 +489,12 @@ def main(argv=None):
     if argv[:1] == ["--head-templates"]:
         print(f"wrote {len(STOCK_HEADS)} head templates to {write_head_templates()}")
         return
+    if len(argv) > 1 or (argv and argv[0].startswith("-")):
+        print("usage: python -m bbpatch.models.yamlgen [--head-templates | FOLDER]  (default: bbpatch's yamls/)")
+        return 0 if argv[0] in ("-h", "--help") else 2
     directory = write_shipped_yamls(argv[0] if argv else catalog.package_dir("bbpatch.yamls"))
     print(f"wrote {len(shipped_yamls())} model YAMLs to {directory}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
