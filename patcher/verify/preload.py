@@ -22,6 +22,7 @@ import types
 # ultralytics itself is imported after the fork, from the worker's own tree and with its own environment
 # (ULTRALYTICS_SAFE_LOAD is read at import).
 PRELOAD = ("torch", "torchvision", "timm", "cv2", "numpy", "yaml", "PIL.Image")
+CHECKS = "bbpatch.verify.suite"  # the runtime checks themselves (no torch at import): 70 ms less in each worker
 COMPILER = "torch._dynamo"
 STAND_INS = (COMPILER, f"{COMPILER}.utils")
 
@@ -37,6 +38,7 @@ def preload(compiler: bool = True):
     if compiler:
         with contextlib.suppress(ImportError):
             importlib.import_module(COMPILER)
+    importlib.import_module(CHECKS)
     assert "ultralytics" not in sys.modules, "a preloaded module imported ultralytics"
 
 
