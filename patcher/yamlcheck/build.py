@@ -20,6 +20,10 @@ from bbpatch.models import base_model, catalog, yamlgen
 
 PROBE_SIZE = 256  # a multiple of every stride up to 128, as the stride measurement's sizes
 PROBE_TIMEOUT_S = 600
+# Relative, in the child's working directory: releases up to 8.3 strip a scale letter from the whole path
+# (re.sub(r"(\d+)([nslmx])(.+)?$", ...)), so a temp folder such as /tmp/bbpatch-yaml-x0l/ would lose its "l".
+# No scale letter in the name: ultralytics builds the first scale, the one the base name asked for.
+DERIVED = "derived.yaml"
 MARKER = "bbpatch-yaml-build: "  # probe.MARKER, not imported: that file runs in the tree's Python
 
 
@@ -80,38 +84,38 @@ def layer0_notes(backbone, answer):
         return ()
     timm_name = catalog.lookup(backbone).timm_name
     return (
-        f"{backbone} is a class of the tree's own here ({layer0['cls']}), and the YAML builds it, not bbpatch's "
-        f"{backbone}; --backbone timm:{timm_name} builds bbpatch's TimmBackbone of that model",
+        f"{backbone} in this tree is its own class {layer0['cls']}, not bbpatch's: the YAML builds that one "
+        f"(--backbone timm:{timm_name} builds bbpatch's TimmBackbone of the same timm model)",
     )
 
 
 def build(package, text) -> dict:
     """``{"layer0": ...}`` when ``text`` builds and runs in ``package``'s tree, else ``{"error": its last line}``."""
     with tempfile.TemporaryDirectory(prefix="bbpatch-yaml-") as folder:
-        path = Path(folder, "derived.yaml")  # no scale letter: ultralytics builds the first scale, the asked one
-        path.write_text(text, encoding="utf-8")
-        return run_probe(package, [path])[0]
+        Path(folder, DERIVED).write_text(text, encoding="utf-8")
+        return run_probe(package, folder, [DERIVED])[0]
 
 
-def run_probe(package, paths) -> list[dict]:
+def run_probe(package, folder, names) -> list[dict]:
+    """Build the YAMLs ``names`` of ``folder`` (the child's working directory) in ``package``'s tree."""
     root = Path(package).parent
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_VERBOSE": "False"}
     env.pop("BBPATCH_DISABLE", None)  # the hook patches a tree that is not patched on disk, for this build only
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-    request = json.dumps(dict(package=str(package), yamls=[str(p) for p in paths], size=PROBE_SIZE))
+    request = json.dumps(dict(package=str(package), yamls=list(names), size=PROBE_SIZE))
     script = (Path(__file__).parent / "probe.py").read_text(encoding="utf-8")
     try:
         result = subprocess.run(
             [sys.executable, "-c", script],
             input=request,
-            cwd=root,
+            cwd=folder,
             env=env,
             capture_output=True,
             text=True,
             timeout=PROBE_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
-        return [dict(error=f"building it took over {PROBE_TIMEOUT_S} s")] * len(paths)
+        return [dict(error=f"building it took over {PROBE_TIMEOUT_S} s")] * len(names)
     answer = answer_of(result.stdout)
     if answer is None or "error" in answer:
         last = answer["error"] if answer else (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]

@@ -1,9 +1,9 @@
 """Build model YAMLs in a target tree's own ultralytics and run them once: the check behind ``bbpatch yaml``.
 
-Run by :mod:`bbpatch.yamlcheck.build` as ``python -c <this file's text>`` in a subprocess whose working directory,
-first on ``sys.path``, is the tree's root. The request comes on stdin as JSON::
+Run by :mod:`bbpatch.yamlcheck.build` as ``python -c <this file's text>`` in a subprocess with the tree's root on
+``PYTHONPATH`` and the YAMLs' folder as working directory. The request comes on stdin as JSON::
 
-    {"package": "/abs/ultralytics", "yamls": ["/tmp/.../derived.yaml", ...], "size": 256}
+    {"package": "/abs/ultralytics", "yamls": ["derived.yaml", ...], "size": 256}
 
 and the answer is one line, ``MARKER`` then JSON: ``{"answers": [...]}``, per YAML ``{"layer0": {"name", "class",
 "bbpatch"}}`` when it built and ran, else ``{"error": "its last line"}``; or ``{"error": ...}`` alone when the
