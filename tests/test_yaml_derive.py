@@ -7,6 +7,7 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
+from recipe_trees import Backbone, Variant, make_recipe_tree
 
 from bbpatch import api
 from bbpatch.cli.models import list_command, yaml_command
@@ -15,7 +16,6 @@ from bbpatch.models import catalog, strides, yamlgen
 
 from conftest import copy_package, installed_package, release_package
 from helpers import run_cli, run_json, run_py, tree_bytes
-from recipe_trees import Backbone, Variant, make_recipe_tree
 
 # base -> the closing layers of its backbone that stay, right after the new backbone
 V8, V11 = ["SPPF"], ["SPPF", "C2PSA"]
