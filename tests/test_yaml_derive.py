@@ -692,3 +692,14 @@ def test_on_an_adopted_tree_the_yaml_says_when_a_name_builds_the_users_class(tmp
     assert f"timm:{catalog.lookup('FasterNet').timm_name}" in note
     ours = yaml_cli("--tree", str(root), "--base", "yolov8n.yaml", "--backbone", "FasterNetT0")
     assert ours.returncode == 0 and "note:" not in ours.stderr, ours.stderr
+
+
+def test_the_build_checks_the_derived_text_not_a_stock_yaml_of_a_similar_name(fork_tree, tmp_path):
+    """ultralytics reads `yolov8n.yaml` as `yolov8.yaml`, which the tree has: the check must build the derived text
+    (here one whose head needs the stock channels, refused without adapters), not the stock model."""
+    base = tmp_path / "x1l" / "yolov8n.yaml"  # a scale letter in the folder too
+    base.parent.mkdir()
+    base.write_text((fork_tree / "ultralytics" / "cfg" / "models" / "fork" / "forkfuse.yaml").read_text())
+    refused = yaml_cli("--base", str(base), "--backbone", "MobileNetV4ConvSmall", "--tree", str(fork_tree),
+                       "--no-adapt-channels")  # fmt: skip
+    assert_refused(refused, "yolov8n.yaml", "does not build", "--adapt-channels")

@@ -20,10 +20,6 @@ from bbpatch.models import base_model, catalog, yamlgen
 
 PROBE_SIZE = 256  # a multiple of every stride up to 128, as the stride measurement's sizes
 PROBE_TIMEOUT_S = 600
-# Relative, in the child's working directory: releases up to 8.3 strip a scale letter from the whole path
-# (re.sub(r"(\d+)([nslmx])(.+)?$", ...)), so a temp folder such as /tmp/bbpatch-yaml-x0l/ would lose its "l".
-# No scale letter in the name: ultralytics builds the first scale, the one the base name asked for.
-DERIVED = "derived.yaml"
 MARKER = "bbpatch-yaml-build: "  # probe.MARKER, not imported: that file runs in the tree's Python
 
 
@@ -49,8 +45,9 @@ def derive_built(base, backbone, args=(), tree=None, adapt_channels=None) -> Bui
     if adapt_channels:
         text = yamlgen.derive(base, backbone, args, tree, adapt_channels=True)
         return Built(text, True, layer0_notes(backbone, must_build(package, located.path, text)))
+    name = probe_name(located.path)
     text = yamlgen.derive(base, backbone, args, tree)
-    answer = build(package, text)
+    answer = build(package, text, name)
     if "error" not in answer:
         return Built(text, False, layer0_notes(backbone, answer))
     failed = f"{located.path}: derived with {backbone}, it does not build in {package}: {answer['error']}"
@@ -60,7 +57,7 @@ def derive_built(base, backbone, args=(), tree=None, adapt_channels=None) -> Bui
         adapted = yamlgen.derive(base, backbone, args, tree, adapt_channels=True)
     except ValueError as error:
         raise DoesNotBuild(f"{failed}; channel adapters cannot help ({error.args[0]})") from None
-    adapted_answer = build(package, adapted)
+    adapted_answer = build(package, adapted, name)
     if "error" in adapted_answer:
         raise DoesNotBuild(f"{failed}; with channel adapters neither: {adapted_answer['error']}")
     note = (
@@ -71,7 +68,7 @@ def derive_built(base, backbone, args=(), tree=None, adapt_channels=None) -> Bui
 
 
 def must_build(package, base_path, text):
-    answer = build(package, text)
+    answer = build(package, text, probe_name(base_path))
     if "error" in answer:
         raise DoesNotBuild(f"{base_path}: derived, it does not build in {package}: {answer['error']}")
     return answer
@@ -89,11 +86,23 @@ def layer0_notes(backbone, answer):
     )
 
 
-def build(package, text) -> dict:
+def build(package, text, name) -> dict:
     """``{"layer0": ...}`` when ``text`` builds and runs in ``package``'s tree, else ``{"error": its last line}``."""
     with tempfile.TemporaryDirectory(prefix="bbpatch-yaml-") as folder:
-        Path(folder, DERIVED).write_text(text, encoding="utf-8")
-        return run_probe(package, folder, [DERIVED])[0]
+        Path(folder, name).write_text(text, encoding="utf-8")
+        return run_probe(package, folder, [name])[0]
+
+
+def probe_name(base_path):
+    """The file name the derived YAML is built under, given relative to the child's working directory.
+
+    ultralytics reads a YAML through ``re.sub(r"(\\d+)([nslmx])(.+)?$", r"\\1\\3", str(path))`` first: a digit and
+    a scale letter anywhere in the path (``yolov8n.yaml``, a temp folder ``/tmp/x0l/``) would have it build the
+    stock ``yolov8.yaml``, or miss the file. So: no folder, no digits; only the words ``YOLO()`` picks a model
+    class by (``-world``, ``yoloe``). The derived ``scales`` start with the scale the base name asked for.
+    """
+    stem = Path(base_path).stem
+    return "bbpatch-derived" + "".join(f"-{word}" for word in ("world", "yoloe") if word in stem) + ".yaml"
 
 
 def run_probe(package, folder, names) -> list[dict]:
