@@ -34,12 +34,17 @@ ROOMS = (
     Room("patching", "apply, revert and status: plan from the engine, write through the disk", ("adopt", "disk")),
     Room("hook", "zero-write mode: the import hook and its code cache", ("engine", "models")),
     Room("git", "the merge driver, resolve, git-setup and the post-merge hook", ("engine", "disk", "patching")),
+    Room(
+        "yamlcheck",
+        "bbpatch yaml's promise: a derived YAML is built in its tree before it is written",
+        ("hook", "models"),
+    ),
     Room("verify", "the CI gate: static checks here, runtime checks in worker processes", ("patching", "hook")),
     Room("api", "the library's one face", ("adopt", "disk", "engine", "patching")),
     Room(
         "cli",
         "the bbpatch command, one thin module per command group",
-        ("api", "benchmarks", "git", "hook", "models", "verify"),
+        ("api", "benchmarks", "git", "hook", "models", "verify", "yamlcheck"),
     ),
     Room(
         "benchmarks",
