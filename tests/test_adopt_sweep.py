@@ -75,6 +75,7 @@ def swept(tmp_path_factory):
 def test_an_adoptable_tree_is_adopted_exactly(swept):
     outcome = swept[0]["exact"]
     assert outcome.result == adopt_sweep.ADOPTED, outcome.line()
+    assert "<tree>" in outcome.not_built[0] or "/tmp" not in outcome.not_built[0]
     # two recipe YAMLs, the broken one, and the stock yolov8.yaml: all but the broken one built before
     assert (outcome.yamls, len(outcome.not_built)) == (4, 1), outcome.line()
     broken = outcome.not_built[0]
@@ -105,3 +106,9 @@ def test_exit_codes_and_the_docs_table(swept, tmp_path, capsys):
     text = docs.read_text("utf-8")
     assert "old table" not in text and text.endswith("## After adoption\n\nkept\n")
     assert "| local/grows | 000000000000 | 8.4.190 | yolov8 | different model; 3 of 4 YAMLs built" in text
+
+
+def test_the_scratch_dir_has_no_digits_for_yaml_model_load_to_rewrite():
+    with adopt_sweep.scratch_dir() as scratch:
+        assert scratch.is_dir() and not any(c.isdigit() for c in str(scratch))
+    assert not scratch.exists()

@@ -12,10 +12,14 @@ broke, 0 otherwise (refusals are results).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
+import random
 import re
+import shutil
+import string
 import subprocess
 import sys
 import tarfile
@@ -36,6 +40,7 @@ DOCS = REPO / "docs" / "adopt.md"
 STOCK_YAML = {"yolov8": "yolov8n.yaml", "yolo11": "yolo11n.yaml", "rtdetr": "rtdetr-l.yaml"}
 COMPARED = ("params", "state", "layers", "output")
 ADOPTED, DIFFERENT, REFUSED, FAILED = "adopted exactly", "different model", "refused", "failed"
+UNPROVEN = "adopted, unbuilt"  # adopt exited 0 and revert was exact, but no YAML of the tree built even before
 PHASE_SECONDS = 3 * 3600
 
 
@@ -178,7 +183,7 @@ def compare(before: dict[str, dict], after: dict[str, dict], root: Path) -> tupl
     for path, seen in before.items():
         name = Path(path).relative_to(root / "ultralytics").as_posix()
         if "error" in seen:
-            not_built.append(f"{name}: {seen['error']}")
+            not_built.append(f"{name}: {seen['error'].replace(str(root), '<tree>')}")
             continue
         now = after.get(path, {"error": "not built after adoption"})
         if "error" in now:
@@ -188,6 +193,25 @@ def compare(before: dict[str, dict], after: dict[str, dict], root: Path) -> tupl
         if fields:
             changed.append(f"{name}: {', '.join(fields)} differ")
     return not_built, changed
+
+
+@contextlib.contextmanager
+def scratch_dir():
+    """A temp dir whose path has no digits: ultralytics' yaml_model_load rewrites '<digits><n|s|l|m|x>...' anywhere
+    in a YAML's path (its scale-suffix rule, meant for the file name), so a random 'h2t89xt2' broke real YAMLs."""
+    base = Path(tempfile.gettempdir())
+    for _ in range(100):
+        path = base / ("bbpatch-adopt-sweep-" + "".join(random.choices(string.ascii_lowercase, k=10)))
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    raise FileExistsError(f"{base}: no free bbpatch-adopt-sweep-* name")
 
 
 def run_tree(entry: adopt_corpus.Entry, corpus: Path, python: str, most: int | None, imgsz: int) -> Outcome:
@@ -204,8 +228,7 @@ def _run_tree(entry: adopt_corpus.Entry, corpus: Path, python: str, most: int | 
     archive = corpus / entry.archive_name
     if adopt_corpus.sha256(archive) != entry.sha256:
         return Outcome(entry, FAILED, f"{archive.name}: sha256 differs from the manifest")
-    with tempfile.TemporaryDirectory(prefix="bbpatch-adopt-sweep-") as scratch_name:
-        scratch = Path(scratch_name)
+    with scratch_dir() as scratch:
         root = scratch / "tree"
         unpack(archive, root)
         original = files_of(root)
@@ -222,7 +245,8 @@ def _run_tree(entry: adopt_corpus.Entry, corpus: Path, python: str, most: int | 
         undone = bbpatch("revert", str(root))
         restored = files_of(root)
         not_built, changed = compare(before, after, root)
-        outcome = Outcome(entry, DIFFERENT if changed else ADOPTED, "; ".join(changed), len(yamls), not_built)
+        result = DIFFERENT if changed else ADOPTED if len(not_built) < len(yamls) else UNPROVEN
+        outcome = Outcome(entry, result, "; ".join(changed), len(yamls), not_built)
         if undone.returncode != 0 or restored != original:
             problem = said(undone, root) if undone.returncode else sweep.differences(original, restored)
             outcome.result, outcome.detail = FAILED, f"revert not byte-exact: {problem}; {outcome.detail}".strip("; ")
@@ -259,7 +283,7 @@ def sweep_trees(entries, corpus: Path, python: str, jobs: int, most: int | None,
 
 
 def summary(outcomes: list[Outcome]) -> str:
-    counts = {kind: sum(o.result == kind for o in outcomes) for kind in (ADOPTED, DIFFERENT, REFUSED, FAILED)}
+    counts = {kind: sum(o.result == kind for o in outcomes) for kind in (ADOPTED, UNPROVEN, DIFFERENT, REFUSED, FAILED)}
     return f"{len(outcomes)} trees: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
 
