@@ -58,15 +58,18 @@ SWEEP_ADOPT_VENV := .cache/adopt-sweep-venv
 SWEEP_ADOPT_EXTRAS := einops dill mmcv-lite mmengine PyWavelets easydict thop torchsummary
 SWEEP_ADOPT_ARGS ?=
 
+SWEEP_ADOPT_PTH = "$$($(SWEEP_ADOPT_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bbpatch-main-venv.pth"
+
+# the .pth goes in before pip, so the extras' own requirements are met by the main venv's packages
 $(SWEEP_ADOPT_VENV)/.installed: $(STAMP)
 	$(PYTHON) -m venv --clear $(SWEEP_ADOPT_VENV)
+	echo "import site; site.addsitedir('$(MAIN_SITE)')" > $(SWEEP_ADOPT_PTH)
 	$(SWEEP_ADOPT_VENV)/bin/python -m pip install -q $(SWEEP_ADOPT_EXTRAS)
 	touch $@
 
-# the .pth is written on every run: the cache is shared between checkouts, each with its own main venv
+# the .pth is written again on every run: the cache is shared between checkouts, each with its own main venv
 sweep-adopt: install $(SWEEP_ADOPT_VENV)/.installed
-	echo "import site; site.addsitedir('$(MAIN_SITE)')" \
-		> "$$($(SWEEP_ADOPT_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bbpatch-main-venv.pth"
+	echo "import site; site.addsitedir('$(MAIN_SITE)')" > $(SWEEP_ADOPT_PTH)
 	$(PY) -m bbpatch.releases.adopt_sweep --python $(SWEEP_ADOPT_VENV)/bin/python --write-docs $(SWEEP_ADOPT_ARGS)
 
 # ultralytics' own tests (from the installed release's sdist) on an unpatched and a patched copy
