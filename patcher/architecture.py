@@ -51,7 +51,7 @@ ROOMS = (
         "make bench and bbpatch bench: figures measured side by side",
         ("api", "hook", "modules", "verify"),
     ),
-    Room("releases", "make sweep and make upstream-tests: every release, ultralytics' own tests", ("api",)),
+    Room("releases", "make sweep, sweep-adopt, upstream-tests: releases, recipe trees, upstream tests", ("api",)),
     Room("demo", "make demo, the README's main job", ("api", "models")),
     Room("architecture", "this map, and the check of it"),
     Room("__main__", "python -m bbpatch", ("cli",)),
