@@ -1,0 +1,1 @@
+"""bbpatch compare: train candidate backbones with one recipe, table accuracy beside latency."""
