@@ -24,7 +24,8 @@ def voc_folder(root):
 
 
 def labels(path):
-    return [[float(v) for v in line.split()] for line in path.read_text().splitlines()]
+    """Every value of a YOLO label file, one list (class, cx, cy, w, h, class, ...)."""
+    return [float(v) for v in path.read_text().split()]
 
 
 def test_tiles_keep_boxes_mostly_inside_clipped_and_normalised(tmp_path):
@@ -36,13 +37,13 @@ def test_tiles_keep_boxes_mostly_inside_clipped_and_normalised(tmp_path):
     # half inside the left tiles: kept there, clipped
     assert counts == {"val": (4, 6)}
     assert labels(tmp_path / "out/labels/val/plot_0_0.txt") == pytest.approx(
-        [[0, 30 / 160, 40 / 160, 40 / 160, 40 / 160], [0, 150 / 160, 120 / 160, 20 / 160, 40 / 160]], abs=1e-6
+        [0, 30 / 160, 40 / 160, 40 / 160, 40 / 160, 0, 150 / 160, 120 / 160, 20 / 160, 40 / 160], abs=1e-6
     )
     assert labels(tmp_path / "out/labels/val/plot_0_40.txt") == pytest.approx(
-        [[0, 30 / 160, 10 / 160, 40 / 160, 20 / 160], [0, 150 / 160, 80 / 160, 20 / 160, 40 / 160]], abs=1e-6
+        [0, 30 / 160, 10 / 160, 40 / 160, 20 / 160, 0, 150 / 160, 80 / 160, 20 / 160, 40 / 160], abs=1e-6
     )
     assert labels(tmp_path / "out/labels/val/plot_140_0.txt") == pytest.approx(
-        [[0, 20 / 160, 120 / 160, 40 / 160, 40 / 160]], abs=1e-6
+        [0, 20 / 160, 120 / 160, 40 / 160, 40 / 160], abs=1e-6
     )
     assert Image.open(tmp_path / "out/images/val/plot_140_40.png").size == (160, 160)
     assert "Dead" not in (tmp_path / "out/data.yaml").read_text()
