@@ -108,7 +108,9 @@ resumed = (trial / "last.pt").read_text() if (trial / "last.pt").exists() else N
 time.sleep(float(os.environ["SLEEP"]))
 (trial / "weights").mkdir(parents=True, exist_ok=True)
 (trial / "weights" / "best.pt").write_bytes(os.urandom(1 << 20))
-(trial / "result.json").write_text(json.dumps({"recipe": recipe, "resumed": resumed, "started": started,
+(trial / "ran_in.txt").write_text(os.getcwd())
+(trial / "result.json").write_text(json.dumps({"weights": str(trial / "weights" / "best.pt"), "recipe": recipe,
+    "resumed": resumed, "started": started,
     "ended": time.time(), "pid": os.getpid(), "threads": os.environ.get("OMP_NUM_THREADS")}))
 sys.exit(int(os.environ.get("EXIT", "0")))
 """
@@ -136,8 +138,9 @@ def test_two_trials_run_at_once_and_their_folders_come_back(ray_cluster, tmp_pat
     jobs = stand_in_study(tmp_path, ["a.yaml@seed0", "b.yaml@seed0"])
     jobs[1].trial_dir.mkdir()
     (jobs[1].trial_dir / "last.pt").write_text("epoch 3")  # an interrupted trial: its checkpoint must travel
+    worker_dir = tmp_path / "worker"
 
-    codes = run_all(RayExecutor(ray_cluster, shared=shared), jobs)
+    codes = run_all(RayExecutor(ray_cluster, shared=shared, worker_dir=worker_dir), jobs)
 
     assert codes == {"a.yaml@seed0": 0, "b.yaml@seed0": 0}
     results = [json.loads((job.trial_dir / "result.json").read_text()) for job in jobs]
@@ -145,7 +148,12 @@ def test_two_trials_run_at_once_and_their_folders_come_back(ray_cluster, tmp_pat
     assert all(r["recipe"] == {"epochs": 1, "imgsz": 64} and r["threads"] == "1" for r in results)
     first, second = sorted(results, key=lambda r: r["started"])
     assert second["started"] < first["ended"], "the two trials did not run at the same time"
-    for job in jobs:
+    for job, result in zip(jobs, results):
+        ran_in = Path((job.trial_dir / "ran_in.txt").read_text())
+        assert (ran_in == job.trial_dir) == (shared is None)
+        assert ran_in.is_relative_to(worker_dir) == (shared is False)
+        assert not ran_in.exists() or ran_in == job.trial_dir, "the worker's staged copy of the trial was left"
+        assert result["weights"] == str(job.trial_dir / "weights" / "best.pt"), "a path not re-rooted"
         assert (job.trial_dir / "weights" / "best.pt").stat().st_size == 1 << 20
         assert (job.trial_dir / WORKER_LOG).exists()
     assert not (jobs[0].study_dir / PROBE).exists()
@@ -156,7 +164,7 @@ def test_a_failing_trial_reports_its_code_and_the_other_goes_on(ray_cluster, tmp
     good, bad = stand_in_study(tmp_path, ["good@seed0", "bad@seed0"], {"SLEEP": "0"})
     bad = TrialJob(bad.trial_id, bad.argv, bad.study_dir, bad.trial_dir, {**bad.env, "EXIT": "3"})
 
-    codes = run_all(RayExecutor(ray_cluster, shared=False), [good, bad])
+    codes = run_all(RayExecutor(ray_cluster, shared=False, worker_dir=tmp_path / "worker"), [good, bad])
 
     assert codes == {"good@seed0": 0, "bad@seed0": 3}
     assert (bad.trial_dir / "result.json").exists(), "a failed trial's folder comes back too (its log, its reason)"

@@ -8,31 +8,34 @@ applied tree first on the worker's path works too. ``argv[0]``, the driver's Pyt
 
 Where the study folder lives decides what travels. The driver leaves a probe file with a fresh token in it: a
 worker that reads the same token there shares the folder (NFS, the same machine) and the trial runs in place.
-Any other worker stages the study folder's own files and the trial's folder (an interrupted trial's
-``last.pt`` too) under ``worker_dir`` (default: a temporary folder on the worker), runs there, and returns the
-trial's folder as tar bytes, which the driver installs atomically as ``job.trial_dir``. The data set is not
-shipped: its YAML's paths must resolve on every worker (shared storage, or the same path on each node).
+Any other worker lays out the study folder's own files and the trial's folder (an interrupted trial's
+``last.pt`` too, so it resumes) at the same absolute path, or under ``worker_dir`` if given, runs the trial
+there, and returns the trial's folder as tar bytes, which the driver installs atomically as ``job.trial_dir``
+(paths in the trial's JSON files re-rooted when it ran under ``worker_dir``). The data set is not shipped: its
+YAML's paths must resolve on every worker (shared storage, or the same path on each node); so must ``--tree``.
+A worker that dies takes the work it did since its task started with it: the trial restarts from the
+``last.pt`` the driver had.
 
 ray is an optional extra (``pip install 'bbpatch[ray]'``): importing this module does not import it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 from .jobs import Done, TrialJob
-from .shipping import install, pack_folder, pack_inputs, recover, unpack
+from .shipping import install, pack_folder, pack_inputs, recover, reroot, stage
 
 PROBE = ".bbpatch-ray-probe"
-WORKER_LOG = "worker.log"  # the trial process's output, in its trial folder
+WORKER_LOG = "trial.log"  # the trial process's output, in its trial folder (as the local executor has it)
 KILLED = -int(signal.SIGKILL)  # the exit code reported for a task whose worker died or was cancelled
 
 
@@ -120,6 +123,8 @@ def collect(ray, ref, job: TrialJob) -> int:
     if result["trial"] is not None:
         try:
             install(result["trial"], job.trial_dir)
+            if result["staged"] != str(job.study_dir):
+                reroot(job.trial_dir, result["staged"], str(job.study_dir))
         except (OSError, ValueError) as error:
             print(f"{job.trial_id}: its results came back but could not be written to {job.trial_dir}: {error}",
                   file=sys.stderr)
@@ -133,19 +138,29 @@ def collect(ray, ref, job: TrialJob) -> int:
 def run_trial(task: dict) -> dict:
     """The Ray task: run the trial's command here, in place or in a staged copy of the study folder."""
     study_dir, trial_dir = Path(task["study_dir"]), Path(task["trial_dir"])
-    shared = task["shared"] if task["shared"] is not None else reads_token(study_dir, task["token"])
-    if shared:
-        return {"rc": run_command(task, study_dir, trial_dir), "trial": None}
-    stage = Path(tempfile.mkdtemp(prefix="bbpatch-ray-", dir=task["worker_dir"]))
+    sees_driver = reads_token(study_dir, task["token"])
+    shared = task["shared"] if task["shared"] is not None else sees_driver
+    if shared or sees_driver and task["worker_dir"] is None:  # staging it would be staging it onto itself
+        return {"rc": run_command(task, study_dir, trial_dir), "trial": None, "staged": None}
+    local_study = staged_study(study_dir, task["worker_dir"])
+    local_trial = local_study / trial_dir.relative_to(study_dir)
+    stage(task["inputs"], local_study, local_trial)
     try:
-        local_study = stage / study_dir.name
-        local_trial = local_study / trial_dir.relative_to(study_dir)
-        unpack(task["inputs"], local_study)
-        local_trial.mkdir(parents=True, exist_ok=True)
         rc = run_command(task, local_study, local_trial)
-        return {"rc": rc, "trial": pack_folder(local_trial)}
+        return {"rc": rc, "trial": pack_folder(local_trial), "staged": str(local_study)}
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(local_trial, ignore_errors=True)
+
+
+def staged_study(study_dir: Path, worker_dir: str | None) -> Path:
+    """Where a worker that does not share the study folder lays it out: at the same absolute path (then every
+    path a trial writes, ultralytics' checkpoint included, holds on the driver too), or under ``worker_dir``,
+    at a path that is the same for every task of the study on every worker (so a resumed checkpoint's
+    ``save_dir`` holds wherever the trial runs next)."""
+    if worker_dir is None:
+        return study_dir
+    key = hashlib.sha256(str(study_dir).encode()).hexdigest()[:16]
+    return Path(worker_dir) / key / study_dir.name
 
 
 def reads_token(study_dir: Path, token: str) -> bool:
@@ -161,7 +176,7 @@ def run_command(task: dict, study_dir: Path, trial_dir: Path) -> int:
     with open(trial_dir / WORKER_LOG, "ab") as log:
         process = subprocess.run(
             argv, env={**os.environ, **task["env"]}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=study_dir, preexec_fn=die_with_parent if sys.platform == "linux" else None,
+            cwd=trial_dir, preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     return process.returncode
 

@@ -9,9 +9,11 @@ the old folder or the new one (``recover`` puts the old one back if the kill fel
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 TRIALS = "trials"
@@ -52,6 +54,34 @@ def unpack(data: bytes, into: Path) -> None:
         archive.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 
 
+def stage(data: bytes, study_dir: Path, trial_dir: Path) -> None:
+    """Lay ``pack_inputs``'s bytes out at ``study_dir`` on a worker: each study file replaced in one rename (another
+    trial of the study may be reading it on this node), the trial's folder replaced whole."""
+    study_dir.mkdir(parents=True, exist_ok=True)
+    unpacked = Path(tempfile.mkdtemp(prefix=".incoming-", dir=study_dir))
+    try:
+        unpack(data, unpacked)
+        own = unpacked / trial_dir.relative_to(study_dir)
+        if own.is_dir():
+            install_folder(own, trial_dir)
+        for path in unpacked.iterdir():
+            if path.is_file():
+                os.replace(path, study_dir / path.name)
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+
+
+def reroot(trial_dir: Path, worker_study: str, study: str) -> None:
+    """The JSON files a trial wrote name the worker's study folder; make them name the driver's."""
+    old, new = json.dumps(worker_study)[1:-1], json.dumps(study)[1:-1]
+    for path in trial_dir.glob("*.json"):
+        text = path.read_text(encoding="utf-8")
+        if old in text:
+            temporary = path.with_name(f".{path.name}.reroot")
+            temporary.write_text(text.replace(old, new), encoding="utf-8")
+            os.replace(temporary, path)
+
+
 def incoming_dir(trial_dir: Path) -> Path:
     return trial_dir.parent / f".{trial_dir.name}.incoming"
 
@@ -63,11 +93,19 @@ def replaced_dir(trial_dir: Path) -> Path:
 def install(data: bytes, trial_dir: Path) -> None:
     """Replace ``trial_dir`` by the folder in ``data`` (a superset of it: the worker started from it)."""
     recover(trial_dir)
-    incoming, replaced = incoming_dir(trial_dir), replaced_dir(trial_dir)
+    incoming = incoming_dir(trial_dir)
     unpack(data, incoming)
+    install_folder(incoming, trial_dir)
+
+
+def install_folder(folder: Path, trial_dir: Path) -> None:
+    """``folder`` (on the same file system) becomes ``trial_dir``; the old one goes once the new one is in place."""
+    replaced = replaced_dir(trial_dir)
+    shutil.rmtree(replaced, ignore_errors=True)
+    trial_dir.parent.mkdir(parents=True, exist_ok=True)
     if trial_dir.exists():
         os.rename(trial_dir, replaced)
-    os.rename(incoming, trial_dir)
+    os.rename(folder, trial_dir)
     shutil.rmtree(replaced, ignore_errors=True)
 
 
