@@ -39,12 +39,17 @@ ROOMS = (
     Room(
         "cli",
         "the bbpatch command, one thin module per command group",
-        ("api", "benchmarks", "git", "hook", "models", "verify"),
+        ("api", "benchmarks", "compare", "git", "hook", "models", "verify"),
     ),
     Room(
         "benchmarks",
         "make bench and bbpatch bench: figures measured side by side",
         ("api", "hook", "modules", "verify"),
+    ),
+    Room(
+        "compare",
+        "bbpatch compare: candidates trained with one recipe, mAP beside latency",
+        ("benchmarks", "engine", "models", "verify"),
     ),
     Room("releases", "make sweep and make upstream-tests: every release, ultralytics' own tests", ("api",)),
     Room("demo", "make demo, the README's main job", ("api", "models")),
