@@ -48,8 +48,8 @@ ROOMS = (
     ),
     Room(
         "compare",
-        "bbpatch compare: candidates trained with one recipe, accuracy beside latency, local or on Ray",
-        ("benchmarks", "verify"),
+        "bbpatch compare: candidates trained with one recipe, mAP beside latency",
+        ("benchmarks", "engine", "models", "verify"),
     ),
     Room("releases", "make sweep and make upstream-tests: every release, ultralytics' own tests", ("api",)),
     Room("demo", "make demo, the README's main job", ("api", "models")),
