@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bbpatch.compare import shipping
+from bbpatch.compare import datasets, shipping
 from bbpatch.compare.jobs import TrialJob
 from bbpatch.compare.ray_executor import KILLED, PROBE, WORKER_LOG, RayExecutor
 
@@ -206,6 +206,31 @@ def test_a_dead_worker_reads_as_killed(ray_cluster, tmp_path):
     codes = run_all(RayExecutor(ray_cluster, shared=True), [job])
 
     assert codes == {"dies@seed0": KILLED}
+
+
+# -- real trials: the same study on the local executor and on Ray -----------------------------------------
+
+
+RECIPE = {"epochs": 1, "imgsz": 64, "batch": 4, "seeds": 1, "runtimes": ["onnxruntime"], "latency_runs": 1}
+MODELS = ["yolov8n.yaml", "yolov8n-mobilenetv4.yaml"]  # the second builds only where the patch reached the worker
+SAME = ("model", "seed", "status", "map50_95", "map50", "precision", "recall", "params", "gflops")
+
+
+def test_a_study_on_ray_gives_what_the_local_executor_gives(ray_cluster, patched_tree, tmp_path):
+    from bbpatch.compare import compare
+
+    data = datasets.shapes(tmp_path / "shapes")
+    local = compare(MODELS, data, tmp_path / "local", recipe=RECIPE, tree=patched_tree, jobs=2)
+    executor = RayExecutor(ray_cluster, shared=False, worker_dir=tmp_path / "worker")  # shipped both ways
+    on_ray = compare(MODELS, data, tmp_path / "ray", recipe=RECIPE, tree=patched_tree, jobs=2, executor=executor)
+
+    assert [t["status"] for t in on_ray.trials] == ["done", "done"], [t["reason"] for t in on_ray.trials]
+    assert [{k: t[k] for k in SAME} for t in on_ray.trials] == [{k: t[k] for k in SAME} for t in local.trials]
+    for trial in on_ray.trials:
+        assert Path(trial["weights"]).is_relative_to(tmp_path / "ray"), "best.pt not where the driver has it"
+        assert Path(trial["weights"]).is_file()
+        assert set(trial["latency_ms"]) == {"onnxruntime"}, "the driver could not time what came back"
+    assert not any((tmp_path / "worker").rglob("*.pt")), "the worker kept a staged trial"
 
 
 # -- shipping, without a cluster ------------------------------------------------------------------------------

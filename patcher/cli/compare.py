@@ -37,11 +37,12 @@ def bad_input(message) -> None:
 def executor_for(name: str, address: str | None):
     if name == "local":
         return None
+    from bbpatch.compare.ray_executor import RayExecutor, RayNotInstalled
+
     try:
-        from bbpatch.compare.ray_executor import RayExecutor
-    except ImportError as error:
-        bad_input(f"--executor ray: {error}; install it with pip install 'bbpatch[ray]'")
-    return RayExecutor(address=address)
+        return RayExecutor(address=address)
+    except RayNotInstalled as error:
+        bad_input(error)
 
 
 @click.command("compare")

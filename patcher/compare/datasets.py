@@ -12,6 +12,7 @@ is kept in a tile when at least ``keep`` of its area is inside, clipped to the t
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -109,21 +110,49 @@ def convert(source: Path, out: Path, tile: int = 256, keep: float = 0.5, splits=
     return counts
 
 
+def shapes(root: Path, train: int = 12, val: int = 4, size: int = 64) -> Path:
+    """Squares (class 0) and discs (class 1) on noise, made here: what the Ray test and ``make bench`` train on."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("val", val)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for index in range(count):
+            image = Image.fromarray(rng.integers(0, 96, (size, size, 3), dtype=np.uint8))
+            draw, lines = ImageDraw.Draw(image), []
+            for shape in (0, 1):
+                side = int(rng.integers(14, 24))
+                x0, y0 = (int(v) for v in rng.integers(2, size - side - 2, 2))
+                if shape == 0:
+                    draw.rectangle([x0, y0, x0 + side, y0 + side], fill=(240, 240, 240))
+                else:
+                    draw.ellipse([x0, y0, x0 + side, y0 + side], fill=(240, 200, 40))
+                c = (x0 + side / 2) / size, (y0 + side / 2) / size
+                lines.append(f"{shape} {c[0]:.6f} {c[1]:.6f} {side / size:.6f} {side / size:.6f}")
+            image.save(root / "images" / split / f"{index}.png")
+            (root / "labels" / split / f"{index}.txt").write_text("\n".join(lines) + "\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: square\n"
+                                    "  1: disc\n")
+    return root / "data.yaml"
+
+
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m bbpatch.compare.datasets DEEPFOREST_WHEEL_OR_DATA_FOLDER OUT", file=sys.stderr)
-        return 2
-    source, out = Path(argv[0]), Path(argv[1])
+    parser = argparse.ArgumentParser(prog="python -m bbpatch.compare.datasets", description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help="deepforest's wheel (pip download --no-deps deepforest==2.1.0)")
+    parser.add_argument("out", type=Path, help="the YOLO data set's folder (data.yaml in it)")
+    parser.add_argument("--tile", type=int, default=256, help="tile side in px (default: 256)")
+    args = parser.parse_args(argv)
     try:
-        counts = convert(source, out)
+        counts = convert(args.source, args.out, tile=args.tile)
     except (OSError, KeyError, zipfile.BadZipFile, ElementTree.ParseError) as error:
-        print(f"{source}: not DeepForest's wheel or data folder ({error}); get it with "
+        print(f"{args.source}: not DeepForest's wheel or data folder ({error}); get it with "
               "`pip download --no-deps deepforest==2.1.0`", file=sys.stderr)
         return 2
     for split, (images, boxes) in counts.items():
         print(f"{split}: {images} tiles, {boxes} boxes")
-    print(f"wrote {out / 'data.yaml'}")
+    print(f"wrote {args.out / 'data.yaml'}")
     return 0
 
 
