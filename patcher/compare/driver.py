@@ -254,10 +254,10 @@ def write_outputs(study: Study, results: dict, timing: dict) -> Outcome:
     rows = candidate_rows(study, trials)
     files = {k: study.folder / f"compare.{k}" for k in ("md", "json", "csv")}
     files["png"] = study.folder / "pareto.png"
-    write_json(files["json"], to_json(study, trials, rows, timing))
+    panels = pareto_plot(rows, study.recipe.runtimes, files["png"])
+    write_json(files["json"], {**to_json(study, trials, rows, timing), "plot": panels})
     atomic_write(files["csv"], to_csv(trials, rows, study.recipe.runtimes))
     atomic_write(files["md"], to_markdown(study, rows, timing))
-    pareto_plot(rows, study.recipe.runtimes, files["png"])
     return Outcome(study, trials, rows, files)
 
 
