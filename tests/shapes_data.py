@@ -1,4 +1,4 @@
-"""A detection dataset a model learns in a few CPU epochs: one white square or disc a 64 px image, on noise."""
+"""A detection dataset a model learns in a few CPU epochs: one large white square or disc a 64 px image, on noise."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def write_shapes(root: Path, train: int = 48, val: int = 12, seed: int = 0) -> P
         images.mkdir(parents=True, exist_ok=True)
         labels.mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            image = Image.fromarray(noise.integers(0, 256, (IMGSZ, IMGSZ, 3), dtype=np.uint8))
-            cls, side = i % 2, rng.randint(IMGSZ // 3, IMGSZ // 2)
+            image = Image.fromarray(noise.integers(0, 160, (IMGSZ, IMGSZ, 3), dtype=np.uint8))
+            cls, side = i % 2, rng.randint(IMGSZ // 2, IMGSZ - 8)
             x, y = rng.randint(0, IMGSZ - side), rng.randint(0, IMGSZ - side)
             box = [x, y, x + side - 1, y + side - 1]
             draw = ImageDraw.Draw(image)

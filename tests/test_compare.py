@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from shapes_data import write_shapes
 
 from bbpatch.compare import tables
 from bbpatch.compare.candidates import CHECKPOINT, IMAGENET, SCRATCH, resolve
@@ -21,13 +22,12 @@ from bbpatch.compare.driver import new_study
 from bbpatch.compare.study import Study, StudyError
 
 from helpers import CONFIG_ROOT, ISOLATED_ENV, run_py
-from shapes_data import write_shapes
 
 EPOCHS = 6
-# AdamW at a high rate without warm-up or mosaic: 64 px shapes detected after a few dozen steps
+# AdamW at a high rate, no warm-up, mosaic or scale/translate jitter: 64 px shapes found after a few dozen steps
 RECIPE = ["--epochs", str(EPOCHS), "--imgsz", "64", "--batch", "4", "--seeds", "2", "--latency-runs", "5",
           "--train", "workers=0", "--train", "warmup_epochs=0", "--train", "optimizer=AdamW", "--train", "lr0=0.01",
-          "--train", "mosaic=0", "--train", "amp=False"]  # fmt: skip
+          "--train", "mosaic=0", "--train", "scale=0", "--train", "translate=0", "--train", "amp=False"]  # fmt: skip
 CANDIDATES = ["yolov8n.yaml", "yolov8n-mobilenetv4.yaml"]
 BROKEN = "backbone:\n  - [-1, 1, NoSuchModule, []]\nhead:\n  - [-1, 1, Detect, [nc]]\nnc: 2\n"
 
@@ -104,8 +104,8 @@ def test_every_row_is_ultralytics_own_val_of_the_trials_best_pt(study, independe
 
 def test_training_raises_map_above_the_untrained_model(study, independent):
     for t in (t for t in study["json"]["trials"] if t["status"] == "done"):
-        assert t["map50_95"] > independent[t["model"]][0], t
-        assert t["map50"] > 0.05, t
+        untrained = independent[t["model"]]
+        assert t["map50_95"] > untrained[0] and t["map50"] > untrained[1], (t["trial"], t["map50_95"], untrained)
 
 
 def test_a_candidate_that_does_not_build_is_a_row_with_its_reason(study):
@@ -148,7 +148,8 @@ def test_json_csv_markdown_and_plot_agree(study):
         done = [t for t in trials.values() if t["model"] == name and t["status"] == "done"]
         assert r["map50_95"] == pytest.approx(sum(t["map50_95"] for t in done) / 2)
         assert r["map50_95_min"] == min(t["map50_95"] for t in done)
-        assert cells["mAP50-95 mean (range)"] == f"{r['map50_95']:.3f} ({r['map50_95_min']:.3f}-{r['map50_95_max']:.3f}, 2 seeds)"
+        spread = f"{r['map50_95_min']:.3f}-{r['map50_95_max']:.3f}"
+        assert cells["mAP50-95 mean (range)"] == f"{r['map50_95']:.3f} ({spread}, 2 seeds)"
         assert cells["ORT ms"] == f"{r['latency_ms']['onnxruntime']:.1f}"
         assert cells["OpenVINO f32 ms"] == f"{r['latency_ms']['openvino']:.1f}"
         assert cells["params (M)"] == f"{r['params'] / 1e6:.2f}"
@@ -267,14 +268,14 @@ def test_killed_while_training_exporting_and_timing_resume_finishes_the_same_stu
     assert not (out / "trials" / second / "exports.json").exists()
 
     running = compare_cli(patched_tree, "--resume", str(out), cwd=tmp_path, wait=False)
-    timing_log = out / "timing" / "time.log"
-    wait_for(lambda: timing_log.exists() and timing_log.stat().st_size > 0, running, "the timing process")
+    timing_log = out / "timing" / "time.log"  # opened as the timing process starts
+    wait_for(lambda: timing_log.exists() and Study.load(out).timing == "running", running, "the timing process")
     kill(running)
     assert not (out / "timing.json").exists() and not (out / "compare.json").exists()
 
     done = compare_cli(patched_tree, "--resume", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "0 trial(s) to run" not in done.stderr and "timing 2 trial(s)" in done.stderr
+    assert "trial(s) to run" not in done.stderr and "timing 2 trial(s)" in done.stderr  # nothing trained again
     assert mtimes(out / "trials" / first) == finished  # the finished trial untouched
     trained = json.loads((out / "trials" / second / "trained.json").read_text())
     assert trained["resumed_from_epoch"] >= 2  # from its last.pt, by ultralytics' resume
