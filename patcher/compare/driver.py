@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,8 +110,9 @@ def open_study(folder, recipe: dict | None = None, models=(), data=None) -> Stud
     different = [k for k, v in asked.items() if getattr(study.recipe, k) != v]
     if different:
         k = different[0]
-        raise StudyError(f"{folder}: --{k.replace('_', '-')} {asked[k]} is not the study's ({getattr(study.recipe, k)}); "
-                         "resume with the study's recipe or start a new study")  # fmt: skip
+        option = f"--{k.replace('_', '-')} {asked[k]}"
+        raise StudyError(f"{folder}: {option} is not the study's ({getattr(study.recipe, k)}); resume with the "
+                         "study's recipe or start a new study")  # fmt: skip
     names = {c.name for c in study.candidates}
     extra = [m for m in models if Path(m).name not in names and m not in names]
     if extra:
@@ -177,11 +177,13 @@ class Progress:
                 self.say(f"{t}: {p['phase']}")
 
     def eta(self) -> str:
-        epochs = self.study.recipe.epochs
-        left = sum(epochs - (s[1] or 0) if s and s[0] == "train" else (epochs if not s else 0)
-                   for s in (self.seen.get(t) for t in self.trials))  # fmt: skip
+        """Epochs left over all trials, at the mean epoch time seen so far, shared by the parallel trials."""
         if not self.epoch_seconds:
             return "?"
+        epochs, left = self.study.recipe.epochs, 0
+        for t in self.trials:
+            phase, epoch = self.seen.get(t) or ("pending", 0)
+            left += epochs - (epoch or 0) if phase in ("pending", "train") else 0
         seconds = left * sum(self.epoch_seconds) / len(self.epoch_seconds) / self.parallel
         return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
@@ -254,10 +256,10 @@ def write_outputs(study: Study, results: dict, timing: dict) -> Outcome:
     rows = candidate_rows(study, trials)
     files = {k: study.folder / f"compare.{k}" for k in ("md", "json", "csv")}
     files["png"] = study.folder / "pareto.png"
-    write_json(files["json"], to_json(study, trials, rows, timing))
+    panels = pareto_plot(rows, study.recipe.runtimes, files["png"])
+    write_json(files["json"], {**to_json(study, trials, rows, timing), "plot": panels})
     atomic_write(files["csv"], to_csv(trials, rows, study.recipe.runtimes))
     atomic_write(files["md"], to_markdown(study, rows, timing))
-    pareto_plot(rows, study.recipe.runtimes, files["png"])
     return Outcome(study, trials, rows, files)
 
 

@@ -24,12 +24,12 @@ def time_trials(folder: Path, results: dict, root: Path, imgsz: int, runtimes, r
             return kept
     work = folder / "timing"
     work.mkdir(exist_ok=True)
-    models = [{**{k: r[k] for k in ("kind", "task", "params", "gflops", "exports")}, "name": t, "path": r["weights"]}
-              for t, r in results.items()]  # fmt: skip
+    fields = ("kind", "task", "params", "gflops", "exports")
+    models = [{**{k: r[k] for k in fields}, "name": t, "path": r["weights"]} for t, r in results.items()]
     listing = work / "models.json"
     listing.write_text(json.dumps(models), encoding="utf-8")
-    process = latency.stage(root, work, "time.log", "time", "--models", str(listing), "--sizes", str(imgsz),
-                            "--runtimes", *runtimes, "--runs", str(runs), "--warmup", str(WARMUP), threads=1)  # fmt: skip
+    args = ["--models", str(listing), "--sizes", str(imgsz), "--runtimes", *runtimes, "--runs", str(runs)]
+    process = latency.stage(root, work, "time.log", "time", *args, "--warmup", str(WARMUP), threads=1)
     measured = json.loads(latency.collect(process, "timing")[-1])
     at = f"@{imgsz}"
     timing = {
