@@ -281,3 +281,14 @@ def test_without_ray_the_executor_is_one_line_naming_the_extra():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     assert "pip install 'bbpatch[ray]'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_without_ray_the_cli_says_which_extra_in_one_line_and_writes_nothing(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\nfrom bbpatch.cli import main\n"
+            f"sys.argv = ['bbpatch', 'compare', 'yolov8n.yaml', '--data', 'x.yaml', '--executor', 'ray', '--out', "
+            f"{str(tmp_path / 'study')!r}]\nmain()")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --executor ray needs ray, which is not installed here: "
+                                                   "pip install 'bbpatch[ray]'"]
+    assert list(tmp_path.iterdir()) == []
