@@ -97,12 +97,12 @@ def main(argv=None) -> None:
              f"{args.imgsz} px, {os.cpu_count()} CPUs, wall time of one run each)")  # fmt: skip
     figures = {
         "study/hand": one / hand,
-        "study without its export and timing/hand": (one - exporting - timing) / hand,
+        "study less export and timing/hand": (one - exporting - timing) / hand,
         "--jobs 2 speed-up over --jobs 1": one / two,
-        "  by hand: yolo train + yolo val, s": hand,
+        "  by hand (yolo train, yolo val), s": hand,
         "  bbpatch compare --jobs 1, s": one,
-        "    of which exporting (trials), s": exporting,
-        "    of which the timing process and outputs, s": timing,
+        "    its trials exporting, s": exporting,
+        "    its timing process and outputs, s": timing,
         "  bbpatch compare --jobs 2, s": two,
     }
     print_ratios(title, figures, TARGETS)
