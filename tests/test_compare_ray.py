@@ -187,6 +187,30 @@ def test_an_interrupted_driver_cancels_the_trials_still_running(ray_cluster, tmp
     assert not trial_processes(slow.trial_dir), "the cancelled trial's process outlived its Ray worker"
 
 
+def test_a_killed_driver_takes_its_trials_with_it(ray_cluster, tmp_path):
+    (job,) = stand_in_study(tmp_path, ["orphan@seed0"], {"SLEEP": "120"})
+    spec = tmp_path / "job.json"  # not on the driver's command line: only the trial's names its folder
+    spec.write_text(json.dumps({"argv": job.argv, "env": job.env, "study": str(job.study_dir)}))
+    driver = ("import json, sys\nfrom pathlib import Path\nfrom bbpatch.compare.jobs import TrialJob\n"
+              "from bbpatch.compare.ray_executor import RayExecutor\n"
+              "spec = json.loads(Path(sys.argv[1]).read_text())\n"
+              "study = Path(spec['study'])\n"
+              "trial = study / 'trials' / 'orphan@seed0'\n"
+              "job = TrialJob('orphan@seed0', tuple(spec['argv']), study, trial, spec['env'])\n"
+              "RayExecutor(sys.argv[2], shared=True).run([job], lambda job, code: None)")  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-c", driver, str(spec), ray_cluster])
+    deadline = time.monotonic() + 90
+    while not trial_processes(job.trial_dir) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert trial_processes(job.trial_dir), "the trial never started"
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while trial_processes(job.trial_dir) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not trial_processes(job.trial_dir), "the trial went on training after its driver was killed"
+
+
 def trial_processes(trial_dir: Path) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
