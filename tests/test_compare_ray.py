@@ -316,3 +316,16 @@ def test_without_ray_the_cli_says_which_extra_in_one_line_and_writes_nothing(tmp
     assert result.stderr.strip().splitlines() == ["error: --executor ray needs ray, which is not installed here: "
                                                    "pip install 'bbpatch[ray]'"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_install_re_roots_the_paths_a_trial_wrote_under_the_workers_study_folder(tmp_path):
+    source = tmp_path / "worker" / "study" / "trials" / "t"
+    source.mkdir(parents=True)
+    (source / "result.json").write_text(json.dumps({"weights": str(source / "train" / "best.pt")}))
+    (source / "notes.txt").write_text(str(source))  # only JSON is the driver's to read: the rest stays as written
+    trial = tmp_path / "study" / "trials" / "t"
+
+    shipping.install(shipping.pack_folder(source), trial, (str(tmp_path / "worker" / "study"), str(tmp_path / "study")))
+
+    assert json.loads((trial / "result.json").read_text()) == {"weights": str(trial / "train" / "best.pt")}
+    assert (trial / "notes.txt").read_text() == str(source)

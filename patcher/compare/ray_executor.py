@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 
 from .jobs import Done, TrialJob
-from .shipping import install, pack_folder, pack_inputs, recover, reroot, stage
+from .shipping import install, pack_folder, pack_inputs, recover, stage
 
 PROBE = ".bbpatch-ray-probe"
 WORKER_LOG = "trial.log"  # the trial process's output, in its trial folder (as the local executor has it)
@@ -122,9 +122,8 @@ def collect(ray, ref, job: TrialJob) -> int:
         return 1
     if result["trial"] is not None:
         try:
-            install(result["trial"], job.trial_dir)
-            if result["staged"] != str(job.study_dir):
-                reroot(job.trial_dir, result["staged"], str(job.study_dir))
+            moved = None if result["staged"] == str(job.study_dir) else (result["staged"], str(job.study_dir))
+            install(result["trial"], job.trial_dir, moved)
         except (OSError, ValueError) as error:
             print(f"{job.trial_id}: its results came back but could not be written to {job.trial_dir}: {error}",
                   file=sys.stderr)

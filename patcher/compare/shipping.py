@@ -90,11 +90,14 @@ def replaced_dir(trial_dir: Path) -> Path:
     return trial_dir.parent / f".{trial_dir.name}.replaced"
 
 
-def install(data: bytes, trial_dir: Path) -> None:
-    """Replace ``trial_dir`` by the folder in ``data`` (a superset of it: the worker started from it)."""
+def install(data: bytes, trial_dir: Path, moved: tuple[str, str] | None = None) -> None:
+    """Replace ``trial_dir`` by the folder in ``data`` (a superset of it: the worker started from it); with
+    ``moved`` (the worker's study folder, the driver's), its JSON files re-rooted before it takes the place."""
     recover(trial_dir)
     incoming = incoming_dir(trial_dir)
     unpack(data, incoming)
+    if moved is not None:
+        reroot(incoming, *moved)
     install_folder(incoming, trial_dir)
 
 
