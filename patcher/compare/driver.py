@@ -18,10 +18,20 @@ from . import candidates as candidate_names
 from .jobs import Executor, TrialJob
 from .local import LocalExecutor
 from .plot import pareto_plot
-from .study import DONE, FAILED, PENDING, Recipe, Study, StudyError, data_digest, read_json, write_json
+from .study import (
+    DEVICE_VARIABLE,
+    DONE,
+    FAILED,
+    PENDING,
+    Recipe,
+    Study,
+    StudyError,
+    data_digest,
+    read_json,
+    write_json,
+)
 from .tables import candidate_rows, to_csv, to_json, to_markdown, trial_rows
 from .timing import time_trials
-from .trial import DEVICE_VARIABLE
 
 RESERVED = {"data", "epochs", "imgsz", "batch", "seed", "deterministic", "project", "name", "exist_ok", "device",
             "resume", "model", "mode"}  # fmt: skip
@@ -117,6 +127,10 @@ def open_study(folder, recipe: dict | None = None, models=(), data=None) -> Stud
     extra = [m for m in models if Path(m).name not in names and m not in names]
     if extra:
         raise StudyError(f"{folder}: {extra[0]} is not a candidate of this study; start a new study to add it")
+    here = versions(locate(study.tree))["ultralytics"]
+    if here != study.versions.get("ultralytics"):
+        raise StudyError(f"{folder}: the study ran on ultralytics {study.versions.get('ultralytics')}, this tree is "
+                         f"{here}; resume it there or start a new study")  # fmt: skip
     now = data_digest(Path(study.recipe.data))
     changed = [k for k in now if now[k] != study.data_sha256.get(k)]
     if changed:

@@ -17,6 +17,7 @@ from pathlib import Path
 STUDY_FILE = "study.json"
 FORMAT = 1
 PENDING, DONE, FAILED = "pending", "done", "failed"
+DEVICE_VARIABLE = "BBPATCH_COMPARE_DEVICE"  # a trial's device, set by the driver: "cpu", or "0" (the GPU it sees)
 
 
 class StudyError(Exception):

@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from .study import DONE, FAILED, Study, read_json, write_json
+from .study import DEVICE_VARIABLE, DONE, FAILED, Study, read_json, write_json
 
-DEVICE_VARIABLE = "BBPATCH_COMPARE_DEVICE"  # set by the executor: "cpu", or "0" for the one GPU a trial sees
 METRIC_SUFFIX = {"segment": "M", "pose": "P"}  # the task's own mAP; box (B) for detect and obb
 
 
