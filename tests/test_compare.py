@@ -397,3 +397,21 @@ def test_local_executor_runs_n_at_once_each_with_a_gpu_of_its_own(tmp_path):
         if a[0] < b[1] and b[0] < a[1]:
             assert a[2] != b[2]
     assert max(sum(s < t[0] + 1e-3 < e for s, e, _ in spans) for t in spans) <= 2
+
+
+def test_the_driver_never_imports_torch_or_ultralytics(patched_tree, tmp_path):
+    small = write_shapes(tmp_path / "small", train=2, val=2)
+    code = (
+        "import sys\nfrom bbpatch.cli import main\n"
+        f"try:\n    main(['compare', 'yolov8n.yaml', 'yolov8n-mobilenetv4.yaml', '--data', r'{small}', '--tree', "
+        f"r'{patched_tree}', '--runtimes', 'nosuch', '--out', r'{tmp_path / 'a'}'])\nexcept SystemExit:\n    pass\n"
+        "from bbpatch.compare.driver import new_study, open_study\n"
+        f"study = new_study(['yolov8n-mobilenetv4.yaml'], r'{small}', r'{tmp_path / 'b'}', dict(epochs=1, imgsz=64, "
+        f"batch=2, seeds=1, train={{}}, runtimes=('onnxruntime',), latency_runs=1), tree=r'{patched_tree}')\n"
+        "open_study(study.folder)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'timm', 'ultralytics'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_for(patched_tree))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--runtimes nosuch: not an exported runtime" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
