@@ -273,7 +273,7 @@ def write_outputs(study: Study, results: dict, timing: dict) -> Outcome:
     panels = pareto_plot(rows, study.recipe.runtimes, files["png"])
     write_json(files["json"], {**to_json(study, trials, rows, timing), "plot": panels})
     atomic_write(files["csv"], to_csv(trials, rows, study.recipe.runtimes))
-    atomic_write(files["md"], to_markdown(study, rows, timing))
+    atomic_write(files["md"], to_markdown(study, rows, timing, trials))
     return Outcome(study, trials, rows, files)
 
 

@@ -1,9 +1,9 @@
 """The study's outputs from its trials: one row a trial and one a candidate, the Pareto front, honest claims;
 ``compare.json``, ``compare.csv`` and ``compare.md`` (``plot`` draws ``pareto.png`` from the same rows).
 
-Spread: a candidate's seeds' range (lowest to highest mAP50-95). "A beats B" only where A's lowest seed is
-above B's highest (the difference is larger than both spreads); "within noise" where the ranges overlap; and
-no claim at all where a candidate has fewer than two finished seeds (no spread known).
+Spread: a candidate's seeds' range (highest minus lowest mAP50-95). "A beats B" only where A's mean is above
+B's by more than the larger of the two spreads; else "within noise"; and no claim at all where a candidate has
+fewer than two finished seeds (no spread known).
 """
 
 from __future__ import annotations
@@ -102,9 +102,10 @@ def verdict(a: Row, b: Row) -> str:
     """'beats', 'loses', 'within noise', or 'no spread known' for A against B (mAP50-95 over seeds)."""
     if a.seeds < 2 or b.seeds < 2:
         return "no spread known"
-    if a.map50_95_min > b.map50_95_max:
+    difference, noise = a.map50_95 - b.map50_95, max(a.spread, b.spread)
+    if difference > noise:
         return "beats"
-    if b.map50_95_min > a.map50_95_max:
+    if -difference > noise:
         return "loses"
     return "within noise"
 
@@ -123,8 +124,8 @@ def claims(rows: list[Row]) -> list[str]:
             said = verdict(a, b)
             diff = a.map50_95 - b.map50_95
             if said == "beats":
-                lines.append(f"{a.model} beats {b.model}: mAP50-95 +{diff:.3f}, more than both seeds' spreads "
-                             f"({a.spread:.3f}, {b.spread:.3f})")  # fmt: skip
+                lines.append(f"{a.model} beats {b.model}: mAP50-95 +{diff:.3f}, more than either's spread over "
+                             f"seeds ({a.spread:.3f}, {b.spread:.3f})")  # fmt: skip
             elif said == "within noise":
                 lines.append(f"{a.model} vs {b.model}: within noise ({diff:+.3f}; spreads {a.spread:.3f}, "
                              f"{b.spread:.3f})")  # fmt: skip
@@ -187,7 +188,7 @@ def map_cell(r: Row) -> str:
     return f"{r.map50_95:.3f} ({r.map50_95_min:.3f}-{r.map50_95_max:.3f}, {r.seeds} seeds)"
 
 
-def to_markdown(study: Study, rows: list[Row], timing: dict) -> str:
+def to_markdown(study: Study, rows: list[Row], timing: dict, trials: list[dict]) -> str:
     recipe, runtimes = study.recipe, study.recipe.runtimes
     header = ["model", "start", "params (M)", f"GFLOPs {recipe.imgsz}", "mAP50-95 mean (range)", "mAP50",
               *[f"{RUNTIME[r].label} ms" for r in runtimes], "train s/epoch", "Pareto front"]  # fmt: skip
@@ -210,6 +211,12 @@ def to_markdown(study: Study, rows: list[Row], timing: dict) -> str:
                  *[number(r.latency_ms.get(k), 1) for k in runtimes], number(r.train_s_per_epoch, 1),
                  ", ".join(RUNTIME[k].label for k in r.pareto) or "-"]  # fmt: skip
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    resumed = [t for t in trials if t.get("resumed_from_epoch")]
+    if resumed:
+        which = ", ".join(f"{t['trial']} after epoch {t['resumed_from_epoch']}" for t in resumed)
+        lines += ["", "Resumed after an interruption by ultralytics' resume from last.pt (its checkpoint keeps the "
+                  "EMA and optimizer in float16 and no random states: not bit-identical to an uninterrupted run): "
+                  f"{which}."]  # fmt: skip
     failed = [f for r in rows if r.seeds for f in r.failures]
     if failed:
         lines += ["", "Failed trials:", *[f"- {f}" for f in failed]]
