@@ -47,6 +47,7 @@ bench: install
 	$(PY) -m bbpatch.benchmarks.git
 	$(PY) -m bbpatch.benchmarks.latency
 	$(PY) -m bbpatch.benchmarks.hook
+	$(PY) -m bbpatch.compare.bench
 
 sweep: install
 	$(PY) -m bbpatch.releases.sweep

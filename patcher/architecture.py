@@ -44,7 +44,7 @@ ROOMS = (
     Room(
         "cli",
         "the bbpatch command, one thin module per command group",
-        ("api", "benchmarks", "git", "hook", "models", "verify", "yamlcheck"),
+        ("api", "benchmarks", "compare", "git", "hook", "models", "verify", "yamlcheck"),
     ),
     Room(
         "benchmarks",
@@ -52,6 +52,11 @@ ROOMS = (
         ("api", "hook", "modules", "verify"),
     ),
     Room("releases", "make sweep, sweep-adopt, upstream-tests: releases, recipe trees, upstream tests", ("api",)),
+    Room(
+        "compare",
+        "bbpatch compare: candidates trained with one recipe, mAP beside latency",
+        ("benchmarks", "engine", "models", "verify"),
+    ),
     Room("demo", "make demo, the README's main job", ("api", "models")),
     Room("architecture", "this map, and the check of it"),
     Room("__main__", "python -m bbpatch", ("cli",)),

@@ -25,6 +25,7 @@ from bbpatch.cli.common import (  # noqa: F401  (the names bbpatch.cli had befor
     run,
     show,
 )
+from bbpatch.cli.compare import compare_command
 from bbpatch.cli.git import git_hook_command, git_setup_command, merge_file_command, resolve_command
 from bbpatch.cli.hook import disable_command, enable_command
 from bbpatch.cli.models import list_command, yaml_command
@@ -42,7 +43,7 @@ def main():
     """
 
 
-COMMANDS = (apply, revert, status, adopt, yaml_command, list_command, verify_command, bench_command)
+COMMANDS = (apply, revert, status, adopt, yaml_command, list_command, verify_command, bench_command, compare_command)
 COMMANDS += (enable_command, disable_command, git_setup_command, merge_file_command, resolve_command, git_hook_command)
 for command in COMMANDS:
     main.add_command(command)
