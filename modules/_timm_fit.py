@@ -6,8 +6,8 @@ What each kind of model gets (docs/backbones.md, "Any timm model"):
 - **fixed input size** (timm's pretrained config says ``fixed_input_size``: Swin, ViT, CoaT, EfficientFormer...):
   built for the training size (``img_size``) with timm's own dynamic-size options where the model has them
   (``dynamic_img_size``, ``strict_img_size=False``, ``dynamic_img_pad``); a model without any computes at its
-  built size only, so a smaller input is zero-padded to it and the maps cropped back (a larger one is refused
-  in one line that names the sizes it takes);
+  built size only, so a smaller input is zero-padded to it and the maps cropped back, and a larger one (a
+  rectangular validation batch past the training size) is scaled down to fit, its maps resized back;
 - **a patch size that is not a power of two** (DINOv2, EVA02: patch 14): the input is resized by 14/16 first,
   so that the patch grid is ``input / 16`` and the maps stand at stride 16;
 - **missing levels** (plain ViTs: every map at stride 16; LeViT: 16, 32, 64): a simple feature pyramid
@@ -27,6 +27,19 @@ TRAIN_SIZE = 640  # ultralytics' default imgsz: what a fixed-size model is built
 NOMINAL_STRIDE = 16  # a plain ViT's maps stand here (patch 14 is resized to it)
 DYNAMIC_OPTIONS = dict(dynamic_img_size=True, strict_img_size=False, dynamic_img_pad=True)
 PAD_MULTIPLE = {"halo": 256}  # name part -> input multiple: HaloNet's 8x8 attention blocks at stride 32
+
+
+# Models that compute at one input size whatever img_size says (timm accepts img_size and ignores it).
+ONLY_SIZE = {r"^efficientformer_l\d": (224, "its attention biases are fixed at 7x7 at stride 32")}
+
+
+def check_only_size(model_name, img_size):
+    for pattern, (size, why) in ONLY_SIZE.items():
+        if re.match(pattern, model_name) and img_size != size:
+            raise ValueError(
+                f"timm's {model_name} computes at {size}x{size} only ({why}): build it with img_size={size} "
+                f"(TimmBackbone's 5th arg; other inputs are padded or scaled to {size}), or pick another model"
+            )
 
 
 def is_power_of_two(n):
@@ -57,6 +70,7 @@ def create_accepting(create, model_name, options):
 def size_options(create, model_name, img_size):
     """Keyword arguments building ``model_name`` for ``img_size`` and, where timm can, any size:
     ``(options, takes_any_size)``. A structure-only build on the meta device finds what the model accepts."""
+    check_only_size(model_name, img_size)
     if not fixed_input_size(model_name):
         return {}, True
     with torch.device("meta"):
@@ -110,8 +124,13 @@ def channels_first(maps, output_fmt):
     return [m.permute(0, 3, 1, 2) for m in maps] if str(output_fmt) == "NHWC" else list(maps)
 
 
-def fitted_input(x, built_size, takes_any_size, resize, multiple, model_name):
-    """The input the timm model computes on: resized for patch 14, zero-padded where the model needs it."""
+def fitted_input(x, built_size, takes_any_size, resize, multiple):
+    """``(input the timm model computes on, content)``: resized for patch 14, zero-padded where the model needs it;
+    ``content`` is ``(h, w, padded h, padded w)`` of the image inside it when padded, else None.
+
+    A model that computes at its built size only gets a larger input (rectangular validation pads past the
+    training size) scaled down to fit; its maps are resized back to the input's strides (:func:`aligned`).
+    """
     h, w = x.shape[-2:]
     if resize is not None:
         grid_h, grid_w = math.ceil(h / NOMINAL_STRIDE), math.ceil(w / NOMINAL_STRIDE)
@@ -121,24 +140,24 @@ def fitted_input(x, built_size, takes_any_size, resize, multiple, model_name):
         target_h, target_w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     else:
         if h > built_size or w > built_size:
-            raise ValueError(
-                f"timm's {model_name} computes at its built size only and was built for {built_size}x{built_size}: "
-                f"it takes inputs up to that (padded), not {h}x{w}; build it with img_size={max(h, w)} "
-                "(TimmBackbone's 5th arg)"
-            )
+            scale = built_size / max(h, w)
+            h, w = max(1, int(h * scale)), max(1, int(w * scale))
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         target_h = target_w = built_size
-    if (target_h, target_w) != (h, w):
-        x = F.pad(x, (0, target_w - w, 0, target_h - h))
-    return x
+    if (target_h, target_w) == (h, w):
+        return x, None
+    return F.pad(x, (0, target_w - w, 0, target_h - h)), (h, w, target_h, target_w)
 
 
-def aligned(maps, strides, size):
-    """Each map at exactly ``ceil(size / stride)``: padded ones cropped, ones a few pixels off resized."""
+def aligned(maps, strides, size, content=None):
+    """Each map at exactly ``ceil(size / stride)``: the padding's part cropped off, the rest resized where it is
+    not already that size (Inception's unpadded convolutions, an input scaled down to fit)."""
     out = []
     for m, stride in zip(maps, strides):
+        if content is not None:
+            h, w, padded_h, padded_w = content
+            m = m[..., : -(-m.shape[-2] * h // padded_h), : -(-m.shape[-1] * w // padded_w)]
         target = (math.ceil(size[0] / stride), math.ceil(size[1] / stride))
-        if tuple(m.shape[-2:]) != target and m.shape[-2] >= target[0] and m.shape[-1] >= target[1]:
-            m = m[..., : target[0], : target[1]]
         if tuple(m.shape[-2:]) != target:
             m = F.interpolate(m, size=target, mode="bilinear", align_corners=False)
         out.append(m)

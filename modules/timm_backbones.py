@@ -37,7 +37,8 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
             no gradients, BatchNorm statistics fixed. Re-applied on every ``train()``, because the
             ultralytics trainer turns ``requires_grad`` back on.
         img_size: the training size a fixed-input-size model (Swin, ViT, CoaT...) is built for; ignored by
-            the others. Without a dynamic-size option in timm, such a model takes inputs up to this size.
+            the others. Without a dynamic-size option in timm, such a model computes at this size only
+            (smaller inputs padded, larger ones scaled down).
     """
 
     bbpatch_role = "backbone"
@@ -46,6 +47,7 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
 
     def __init__(self, model_name, pretrained=False, out_levels=None, frozen_stages=0, img_size=fit.TRAIN_SIZE):
         super().__init__()
+        out_levels, img_size = written_none(out_levels), int(img_size)
         levels_arg = None if out_levels is None else list(out_levels)
         self.config = dict(model_name=model_name, out_levels=levels_arg, frozen_stages=frozen_stages, img_size=img_size)
         self.timm_options, self.takes_any_size = fit.size_options(
@@ -59,7 +61,7 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
         self.built_size = self.timm_options.get("img_size", img_size)
         self.pad_multiple = fit.pad_multiple(model_name)
         if not self.takes_any_size:
-            self.max_input_size = img_size  # the stride probe stays within it
+            self.max_input_size = img_size  # the stride probe stays within it: larger inputs are scaled down
         self.output_fmt = str(getattr(self.model, "output_fmt", "NCHW"))
         levels = pyramid_levels(model_name, map_strides, out_levels)
         self.strides = [2**level for level in levels]
@@ -86,26 +88,29 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
 
     def timm_maps(self, x):
         """The maps of timm's own model that the pyramid levels come from, NCHW, as timm computes them."""
-        x = fit.fitted_input(
-            x, self.built_size, self.takes_any_size, self.resize, self.pad_multiple, self.config["model_name"]
-        )
+        return self._timm_maps(x)[0]
+
+    def _timm_maps(self, x):
+        x, content = fit.fitted_input(x, self.built_size, self.takes_any_size, self.resize, self.pad_multiple)
         try:
             features = fit.channels_first(self.model(x), self.output_fmt)
         except RuntimeError as error:  # timm's shape errors deep inside a block: one line naming the model and size
+            if "out of memory" in str(error):
+                raise
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             h, w = x.shape[-2:]
             raise RuntimeError(f"timm's {self.config['model_name']} cannot compute on a {h}x{w} input: {first}") from None
-        return [features[i] for i in self.out_indices]
+        return [features[i] for i in self.out_indices], content
 
     def forward(self, x):
         if vars(self).pop("_stride_probe", False):
             with statistics_kept(self.model):
                 return self.forward(x)
         size = x.shape[-2:]
-        maps = self.timm_maps(x)
+        maps, content = self._timm_maps(x)
         if self.pyramid is not None:
             maps = self.pyramid(maps)
-        return fit.aligned(maps, self.strides, size)
+        return fit.aligned(maps, self.strides, size, content)
 
     def train(self, mode=True):
         super().train(mode)
@@ -126,6 +131,11 @@ def create_features_model(model_name, pretrained, **options):
         return timm.create_model(model_name, pretrained=weights, features_only=True, **options)
     except OSError as error:  # huggingface_hub's LocalEntryNotFoundError, a refused connection ...
         raise hub_unreachable(model_name, error) from None
+
+
+def written_none(value):
+    """``None`` as a YAML writes it among raw args (parse_model leaves ``None`` a string for backbones)."""
+    return None if isinstance(value, str) and value.strip().lower() in ("none", "null", "~", "") else value
 
 
 def pyramid_levels(model_name, strides, out_levels):
