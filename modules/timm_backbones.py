@@ -99,7 +99,8 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
                 raise
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             h, w = x.shape[-2:]
-            raise RuntimeError(f"timm's {self.config['model_name']} cannot compute on a {h}x{w} input: {first}") from None
+            name = self.config["model_name"]
+            raise RuntimeError(f"timm's {name} cannot compute on a {h}x{w} input: {first}") from None
         return [features[i] for i in self.out_indices], content
 
     def forward(self, x):

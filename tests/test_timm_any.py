@@ -3,12 +3,14 @@ patched tree: built, each map at the stride the head expects (forward hooks), on
 dataset, saved, reloaded, fused, exported to ONNX with parity; and, from a local checkpoint, timm's own maps bit for
 bit inside the model (for the ViTs: the ViT's own output, before the simple pyramid)."""
 
-import json
 import shutil
 
 import pytest
+import torch
 
 from bbpatch.models import yamlgen
+from bbpatch.modules._timm_fit import SimplePyramid
+from bbpatch.modules.timm_backbones import TimmBackbone
 
 from helpers import run_json
 
@@ -96,7 +98,7 @@ for head, path in YAMLS.items():
 print(json.dumps(out))
 '''
 
-PARITY = r'''
+PARITY = r"""
 import json, os
 import timm, torch, torch.nn.functional as F
 from ultralytics import YOLO
@@ -122,14 +124,15 @@ with torch.no_grad():
     if str(reference.output_fmt) == "NHWC":
         theirs = [t.permute(0, 3, 1, 2) for t in theirs]
     theirs = [theirs[i] for i in layer.out_indices]
-    weights_equal = all(torch.equal(a, b) for a, b in zip(layer.model.state_dict().values(), reference.state_dict().values()))
+    pairs = zip(layer.model.state_dict().values(), reference.state_dict().values())
+    weights_equal = all(torch.equal(a, b) for a, b in pairs)
 print(json.dumps(dict(
     equal=len(ours) == len(theirs) and all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(ours, theirs)),
     finite=all(bool(torch.isfinite(t).all()) for t in theirs),
     weights_equal=weights_equal,
     differs_from_random=not torch.equal(ours[-1], layer.timm_maps(torch.zeros_like(x))[-1]),
 )))
-'''
+"""
 
 
 def model_yaml(head, name, img, pretrained="False"):
@@ -172,3 +175,24 @@ def test_local_checkpoint_gives_timms_own_maps_bit_for_bit(name, patched_tree, t
     text = model_yaml("yolov8", name, img, pretrained="CHECKPOINT")
     result = run_json(patched_tree, PARITY.replace("ARGS", repr((name, img, text, str(tmp_path)))))
     assert result == dict(equal=True, finite=True, weights_equal=True, differs_from_random=True)
+
+
+def test_simple_pyramid_makes_only_the_levels_a_model_lacks():
+    levit_like = SimplePyramid([16, 32, 64], [128, 256, 384], (3, 4, 5))  # LeViT: P3 missing
+    maps = [torch.rand(1, 128, 4, 4), torch.rand(1, 256, 2, 2), torch.rand(1, 384, 1, 1)]
+    p3, p4, p5 = levit_like(maps)
+    assert p4 is maps[0] and p5 is maps[1]  # the model's own P4 and P5, untouched
+    assert p3.shape == (1, 64, 8, 8) and levit_like.channels == [64, 128, 256]
+    vit_like = SimplePyramid([16], [384], (3, 4, 5))  # one stride: P3 up, P4 as is, P5 pooled
+    p3, p4, p5 = vit_like([torch.rand(1, 384, 4, 4)])
+    assert [tuple(m.shape) for m in (p3, p4, p5)] == [(1, 192, 8, 8), (1, 384, 4, 4), (1, 384, 2, 2)]
+    assert torch.equal(p5, torch.nn.functional.max_pool2d(p4, 2))
+
+
+def test_a_model_of_one_input_size_says_which_in_one_line():
+    with pytest.raises(ValueError, match=r"efficientformer_l1 computes at 224x224 only .*img_size=224"):
+        TimmBackbone("efficientformer_l1", img_size=640)
+    backbone = TimmBackbone("efficientformer_l1", img_size=224).eval()
+    with torch.no_grad():
+        maps = backbone(torch.rand(1, 3, 320, 256))  # scaled into 224x224, maps back at the input's strides
+    assert [tuple(m.shape[-2:]) for m in maps] == [(80, 64), (40, 32), (20, 16), (10, 8)]
