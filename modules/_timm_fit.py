@@ -13,7 +13,8 @@ What each kind of model gets (docs/backbones.md, "Any timm model"):
 - **missing levels** (plain ViTs: every map at stride 16; LeViT: 16, 32, 64): a simple feature pyramid
   (ViTDet) from the stride-16 map: P3 by a learned 2x2 stride-2 transposed convolution, P5 by 2x2 max pooling;
 - **channels-last maps** (``output_fmt`` NHWC: MambaOut, Swin) are permuted to NCHW;
-- **maps a few pixels off their stride** (Inception's unpadded convolutions) are resized to the exact size.
+- **maps a few pixels off their stride** (Inception's unpadded convolutions) are resized to the exact size;
+  an input below the smallest one such a model takes (Inception: 75 px) is zero-padded to it first.
 """
 
 import math
@@ -27,6 +28,7 @@ TRAIN_SIZE = 640  # ultralytics' default imgsz: what a fixed-size model is built
 NOMINAL_STRIDE = 16  # a plain ViT's maps stand here (patch 14 is resized to it)
 DYNAMIC_OPTIONS = dict(dynamic_img_size=True, strict_img_size=False, dynamic_img_pad=True)
 PAD_MULTIPLE = {"halo": 256}  # name part -> input multiple: HaloNet's 8x8 attention blocks at stride 32
+PAD_MINIMUM = {"inception": 75}  # name part -> smallest input side: Inception's unpadded stem (torchvision's 75)
 
 
 # Models that compute at one input size whatever img_size says (timm accepts img_size and ignores it).
@@ -85,6 +87,10 @@ def pad_multiple(model_name):
     return next((m for part, m in PAD_MULTIPLE.items() if part in model_name), 1)
 
 
+def pad_minimum(model_name):
+    return next((m for part, m in PAD_MINIMUM.items() if part in model_name), 1)
+
+
 class SimplePyramid(nn.Module):
     """ViTDet's simple feature pyramid for the levels a model lacks: from its stride-16 map, P3 by a 2x2
     stride-2 transposed convolution (half the channels), P5 by 2x2 max pooling; maps it has pass as they are."""
@@ -124,7 +130,7 @@ def channels_first(maps, output_fmt):
     return [m.permute(0, 3, 1, 2) for m in maps] if str(output_fmt) == "NHWC" else list(maps)
 
 
-def fitted_input(x, built_size, takes_any_size, resize, multiple):
+def fitted_input(x, built_size, takes_any_size, resize, multiple, minimum=1):
     """``(input the timm model computes on, content)``: resized for patch 14, zero-padded where the model needs it;
     ``content`` is ``(h, w, padded h, padded w)`` of the image inside it when padded, else None.
 
@@ -137,7 +143,7 @@ def fitted_input(x, built_size, takes_any_size, resize, multiple):
         x = F.interpolate(x, size=(grid_h * resize, grid_w * resize), mode="bilinear", align_corners=False)
         h, w = x.shape[-2:]
     if takes_any_size:
-        target_h, target_w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+        target_h, target_w = (max(minimum, -(-side // multiple) * multiple) for side in (h, w))
     else:
         if h > built_size or w > built_size:
             scale = built_size / max(h, w)

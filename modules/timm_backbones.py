@@ -59,7 +59,7 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
         self.resize = reductions[-1] if not fit.is_power_of_two(reductions[-1]) else None  # patch 14
         map_strides = [fit.NOMINAL_STRIDE if self.resize else r for r in reductions]
         self.built_size = self.timm_options.get("img_size", img_size)
-        self.pad_multiple = fit.pad_multiple(model_name)
+        self.pad_multiple, self.pad_minimum = fit.pad_multiple(model_name), fit.pad_minimum(model_name)
         if not self.takes_any_size:
             self.max_input_size = img_size  # the stride probe stays within it: larger inputs are scaled down
         self.output_fmt = str(getattr(self.model, "output_fmt", "NCHW"))
@@ -91,7 +91,9 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
         return self._timm_maps(x)[0]
 
     def _timm_maps(self, x):
-        x, content = fit.fitted_input(x, self.built_size, self.takes_any_size, self.resize, self.pad_multiple)
+        x, content = fit.fitted_input(
+            x, self.built_size, self.takes_any_size, self.resize, self.pad_multiple, self.pad_minimum
+        )
         try:
             features = fit.channels_first(self.model(x), self.output_fmt)
         except RuntimeError as error:  # timm's shape errors deep inside a block: one line naming the model and size

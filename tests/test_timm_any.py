@@ -20,7 +20,7 @@ REPRESENTATIVES = {
     "efficientformerv2_s0": (64, "fixed size without a dynamic option: padded to its built size"),
     "pit_ti_224": (64, "a pyramid from stride 8"),
     "test_mambaout": (64, "NHWC maps"),
-    "inception_v3": (128, "maps a few pixels off their stride (unpadded convolutions)"),
+    "inception_v3": (64, "maps a few pixels off their stride (unpadded convolutions), 75 px at least"),
     "vit_small_patch14_dinov2": (64, "plain ViT, patch 14: simple pyramid"),
     "vit_small_patch16_dinov3": (64, "plain ViT, patch 16: simple pyramid"),
     "levit_128s": (64, "strides 16/32/64 only: P3 from the pyramid"),
