@@ -15,7 +15,7 @@ from torch import nn
 
 from . import _timm_fit as fit
 from ._catalog import BACKBONES, MIN_INPUT_SIZE
-from ._pretrained import checkpoint, hub_unreachable, keep_as_trained, statistics_kept
+from ._pretrained import PretrainedWeightsError, checkpoint, hub_unreachable, keep_as_trained, statistics_kept
 from ._rebuild import RebuildOnLoad
 
 PYRAMID_LEVELS = (2, 3, 4, 5)  # the default: P2/4, P3/8, P4/16, P5/32 in layer slots 1..4 (slot 0 empty)
@@ -125,15 +125,33 @@ def create_features_model(model_name, pretrained, **options):
     import timm  # deferred: see the module docstring
 
     weights = checkpoint(pretrained)
-    if isinstance(weights, str):  # a local checkpoint file; timm loads it like hub weights (head dropped)
-        overlay = dict(file=weights)
-        return timm.create_model(
-            model_name, pretrained=True, features_only=True, pretrained_cfg_overlay=overlay, **options
-        )
     try:
+        if isinstance(weights, str):  # a local checkpoint file; timm loads it like hub weights (head dropped)
+            overlay = dict(file=weights)
+            return timm.create_model(
+                model_name, pretrained=True, features_only=True, pretrained_cfg_overlay=overlay, **options
+            )
         return timm.create_model(model_name, pretrained=weights, features_only=True, **options)
     except OSError as error:  # huggingface_hub's LocalEntryNotFoundError, a refused connection ...
         raise hub_unreachable(model_name, error) from None
+    except RuntimeError as error:
+        if weights and "img_size" in options and "size mismatch" in str(error):
+            raise weights_for_another_size(model_name, options["img_size"], error) from None
+        raise
+
+
+def weights_for_another_size(model_name, img_size, error):
+    """One line for weights whose position embeddings / attention biases fit their training resolution only."""
+    import timm
+
+    trained = timm.models.get_pretrained_cfg(model_name).input_size[-1]
+    mismatch = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), "")
+    return PretrainedWeightsError(
+        f"timm cannot load {model_name}'s weights (trained at {trained}x{trained}) into the model built for "
+        f"img_size={img_size} ({mismatch.split(':')[0]}: a resolution-dependent tensor timm does not resize): "
+        f"build it with img_size={trained} (TimmBackbone's 5th arg; inputs are padded or scaled into it) or "
+        "without pretrained weights"
+    )
 
 
 def written_none(value):

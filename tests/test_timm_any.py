@@ -26,6 +26,10 @@ REPRESENTATIVES = {
     "levit_128s": (64, "strides 16/32/64 only: P3 from the pyramid"),
 }
 
+# Models that compute at their built size only, with resolution-dependent tensors (position embeddings, attention
+# biases) timm does not resize: a checkpoint trained at 224 loads into a model built for 224 only.
+CHECKPOINT_SIZE = {"efficientformerv2_s0": 224, "pit_ti_224": 224, "levit_128s": 224}
+
 HEADS = ("yolov8", "yolo11", "yolo26", "rtdetr")
 TRAINED_HEADS = ("yolov8", "rtdetr")
 
@@ -171,7 +175,7 @@ def test_builds_reads_each_stride_trains_reloads_fuses_and_exports(name, patched
 
 @pytest.mark.parametrize("name", sorted(REPRESENTATIVES))
 def test_local_checkpoint_gives_timms_own_maps_bit_for_bit(name, patched_tree, tmp_path):
-    img, _ = REPRESENTATIVES[name]
+    img = CHECKPOINT_SIZE.get(name, REPRESENTATIVES[name][0])
     text = model_yaml("yolov8", name, img, pretrained="CHECKPOINT")
     result = run_json(patched_tree, PARITY.replace("ARGS", repr((name, img, text, str(tmp_path)))))
     assert result == dict(equal=True, finite=True, weights_equal=True, differs_from_random=True)
@@ -196,3 +200,15 @@ def test_a_model_of_one_input_size_says_which_in_one_line():
     with torch.no_grad():
         maps = backbone(torch.rand(1, 3, 320, 256))  # scaled into 224x224, maps back at the input's strides
     assert [tuple(m.shape[-2:]) for m in maps] == [(80, 64), (40, 32), (20, 16), (10, 8)]
+
+
+def test_weights_for_another_resolution_are_one_line_with_the_size_they_fit(tmp_path):
+    import timm
+
+    from bbpatch.modules._pretrained import PretrainedWeightsError
+
+    path = tmp_path / "levit.pth"
+    torch.save(timm.create_model("levit_128s").state_dict(), path)  # trained at 224, as timm's hub weights
+    with pytest.raises(PretrainedWeightsError, match=r"trained at 224x224.*img_size=64.*build it with img_size=224"):
+        TimmBackbone("levit_128s", str(path), img_size=64)
+    assert TimmBackbone("levit_128s", str(path), img_size=224).built_size == 224
