@@ -127,7 +127,7 @@ class SimplePyramid(nn.Module):
 
 
 def channels_first(maps, output_fmt):
-    return [m.permute(0, 3, 1, 2) for m in maps] if str(output_fmt) == "NHWC" else list(maps)
+    return [m.permute(0, 3, 1, 2) for m in maps] if output_fmt == "NHWC" else list(maps)
 
 
 def fitted_input(x, built_size, takes_any_size, resize, multiple, minimum=1):

@@ -62,7 +62,9 @@ class TimmBackbone(RebuildOnLoad, nn.Module):
         self.pad_multiple, self.pad_minimum = fit.pad_multiple(model_name), fit.pad_minimum(model_name)
         if not self.takes_any_size:
             self.max_input_size = img_size  # the stride probe stays within it: larger inputs are scaled down
-        self.output_fmt = str(getattr(self.model, "output_fmt", "NCHW"))
+        output_fmt = getattr(self.model, "output_fmt", "NCHW")
+        self.output_fmt = str(getattr(output_fmt, "value", output_fmt))  # timm's Format enum: str() is 'Format.NHWC'
+
         levels = pyramid_levels(model_name, map_strides, out_levels)
         self.strides = [2**level for level in levels]
         deepest = {s: i for i, s in enumerate(map_strides)}  # the deepest map of each stride
