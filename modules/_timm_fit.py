@@ -137,11 +137,11 @@ def fitted_input(x, built_size, takes_any_size, resize, multiple, minimum=1):
     A model that computes at its built size only gets a larger input (rectangular validation pads past the
     training size) scaled down to fit; its maps are resized back to the input's strides (:func:`aligned`).
     """
-    h, w = x.shape[-2:]
+    h, w = (int(side) for side in x.shape[-2:])  # ints, also while tracing an export: ONNX divides differently
     if resize is not None:
         grid_h, grid_w = math.ceil(h / NOMINAL_STRIDE), math.ceil(w / NOMINAL_STRIDE)
         x = F.interpolate(x, size=(grid_h * resize, grid_w * resize), mode="bilinear", align_corners=False)
-        h, w = x.shape[-2:]
+        h, w = (int(side) for side in x.shape[-2:])
     if takes_any_size:
         target_h, target_w = (max(minimum, -(-side // multiple) * multiple) for side in (h, w))
     else:
@@ -162,9 +162,9 @@ def aligned(maps, strides, size, content=None):
     for m, stride in zip(maps, strides):
         if content is not None:
             h, w, padded_h, padded_w = content
-            m = m[..., : -(-m.shape[-2] * h // padded_h), : -(-m.shape[-1] * w // padded_w)]
-        target = (math.ceil(size[0] / stride), math.ceil(size[1] / stride))
-        if tuple(m.shape[-2:]) != target:
+            m = m[..., : -(-int(m.shape[-2]) * h // padded_h), : -(-int(m.shape[-1]) * w // padded_w)]
+        target = (math.ceil(int(size[0]) / stride), math.ceil(int(size[1]) / stride))
+        if (int(m.shape[-2]), int(m.shape[-1])) != target:
             m = F.interpolate(m, size=target, mode="bilinear", align_corners=False)
         out.append(m)
     return out
