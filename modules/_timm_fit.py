@@ -28,7 +28,8 @@ TRAIN_SIZE = 640  # ultralytics' default imgsz: what a fixed-size model is built
 NOMINAL_STRIDE = 16  # a plain ViT's maps stand here (patch 14 is resized to it)
 DYNAMIC_OPTIONS = dict(dynamic_img_size=True, strict_img_size=False, dynamic_img_pad=True)
 PAD_MULTIPLE = {"halo": 256}  # name part -> input multiple: HaloNet's 8x8 attention blocks at stride 32
-PAD_MINIMUM = {"inception": 75}  # name part -> smallest input side: Inception's unpadded stem (torchvision's 75)
+# name part -> smallest input side: Inception's unpadded stem (torchvision's 75); CSATv2's unpadded stride-64 stage
+PAD_MINIMUM = {"inception": 75, "csatv2": 64}
 
 
 # Models that compute at one input size whatever img_size says (timm accepts img_size and ignores it).
