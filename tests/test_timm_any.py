@@ -27,8 +27,9 @@ REPRESENTATIVES = {
 }
 
 # Models that compute at their built size only, with resolution-dependent tensors (position embeddings, attention
-# biases) timm does not resize: a checkpoint trained at 224 loads into a model built for 224 only.
-CHECKPOINT_SIZE = {"efficientformerv2_s0": 224, "pit_ti_224": 224, "levit_128s": 224}
+# biases) timm does not resize: a checkpoint trained at 224 loads into a model built for 224 only. Inception: timm's
+# own model takes 75 px at least (bbpatch pads smaller inputs), so the comparison runs where both compute alone.
+CHECKPOINT_SIZE = {"efficientformerv2_s0": 224, "pit_ti_224": 224, "levit_128s": 224, "inception_v3": 128}
 
 HEADS = ("yolov8", "yolo11", "yolo26", "rtdetr")
 TRAINED_HEADS = ("yolov8", "rtdetr")
@@ -125,7 +126,7 @@ if layer.resize:  # patch 14: timm's model sees the input resized to a grid of i
 with torch.no_grad():
     ours = layer.timm_maps(x)
     theirs = reference(seen_by_timm)
-    if str(reference.output_fmt) == "NHWC":
+    if reference.output_fmt == "NHWC":  # timm's Format is a str enum
         theirs = [t.permute(0, 3, 1, 2) for t in theirs]
     theirs = [theirs[i] for i in layer.out_indices]
     pairs = zip(layer.model.state_dict().values(), reference.state_dict().values())
