@@ -50,6 +50,16 @@ def follow_loaded_tensors(module, loaded):
                 m._buffers[name] = buffer.to(device=reference.device, dtype=dtype)
 
 
+def non_persistent_buffers(module):
+    """The buffers a state dict leaves out, by qualified name."""
+    return {
+        f"{owner}.{name}" if owner else name: buffer
+        for owner, m in module.named_modules()
+        for name, buffer in m._buffers.items()
+        if buffer is not None and name in m._non_persistent_buffers_set
+    }
+
+
 class RebuildOnLoad:
     """Mixin for ``nn.Module`` subclasses whose ``__init__`` stores its keyword arguments in ``self.config``."""
 
@@ -69,6 +79,7 @@ class RebuildOnLoad:
             "config": self.config,
             "reparameterized": is_reparameterized(self),
             "tensors": self.state_dict(),
+            "buffers": non_persistent_buffers(self),  # RoPE periods...: as they are now (half, say), not rebuilt
             "attributes": plain_attributes(self),
             # parameters without gradients: EMA copies, frozen layers
             "no_grad": [name for name, p in self.named_parameters() if not p.requires_grad],
@@ -81,6 +92,9 @@ class RebuildOnLoad:
         # assign=True keeps the saved dtype and device (ultralytics saves half precision)
         self.load_state_dict(state["tensors"], assign=True)
         follow_loaded_tensors(self, state["tensors"])
+        for name, tensor in state.get("buffers", {}).items():  # checkpoints before 0.5 have none: rebuilt as above
+            owner, _, buffer = name.rpartition(".")
+            self.get_submodule(owner)._buffers[buffer] = tensor
         for name, attributes in state["attributes"].items():
             vars(self.get_submodule(name)).update(attributes)
         for name in state["no_grad"]:
