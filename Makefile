@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ISOLATED_VENVS := .venv-tflite .venv-coreml
 MAIN_SITE = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: install tflite-venv coreml-venv test demo bench sweep upstream-tests lint clean
+.PHONY: install tflite-venv coreml-venv test demo bench sweep sweep-timm upstream-tests lint clean
 
 install: $(STAMP) $(ISOLATED_VENVS:%=%/.installed)
 
@@ -50,6 +50,11 @@ bench: install
 
 sweep: install
 	$(PY) -m bbpatch.releases.sweep
+
+# every timm family as a YOLO and RT-DETR backbone; rows cached in .cache/timm-sweep, the table into docs/backbones.md
+SWEEP_TIMM_JOBS ?= 2
+sweep-timm: install
+	$(PY) -m bbpatch.releases.timm_sweep -j $(SWEEP_TIMM_JOBS) --write-docs
 
 # ultralytics' own tests (from the installed release's sdist) on an unpatched and a patched copy
 upstream-tests: install

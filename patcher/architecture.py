@@ -46,7 +46,11 @@ ROOMS = (
         "make bench and bbpatch bench: figures measured side by side",
         ("api", "hook", "modules", "verify"),
     ),
-    Room("releases", "make sweep and make upstream-tests: every release, ultralytics' own tests", ("api",)),
+    Room(
+        "releases",
+        "make sweep, make sweep-timm and make upstream-tests: every release, every timm family, ultralytics' own tests",
+        ("api", "models", "verify"),
+    ),
     Room("demo", "make demo, the README's main job", ("api", "models")),
     Room("architecture", "this map, and the check of it"),
     Room("__main__", "python -m bbpatch", ("cli",)),
