@@ -44,8 +44,13 @@ def is_refusal(error, sources):
 
 
 def first_line(error):
+    """The exception's first line; for one without a message (a bare ``assert``), the line that raised it."""
     message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
-    return f"{type(error).__name__}: {(message.strip().splitlines() or [''])[0]}"[:300]
+    text = (message.strip().splitlines() or [""])[0]
+    frames = traceback.extract_tb(error.__traceback__)
+    if not text and frames:
+        text = f"{frames[-1].line} ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
+    return f"{type(error).__name__}: {text}"[:300]
 
 
 def derive_yaml(base, model_name, workdir, tree):

@@ -104,8 +104,8 @@ def family_models(families: list[str] | None, timm_version: str) -> dict:
     path = CACHE / f"families-timm-{timm_version}.json"
     known = json.loads(path.read_text("utf-8")) if path.exists() else {}
     if families is None and "__all__" not in known:
-        known.update(run_families(None))
-        known["__all__"] = [name for name in known if name != "__all__"]
+        found = run_families(None)
+        known.update(found, __all__=list(found))  # timm's order
     wanted = families or known["__all__"]
     missing = [family for family in wanted if family not in known]
     if missing:
