@@ -92,6 +92,11 @@ def test_rerun_takes_every_row_from_the_cache(swept, cache):
     for model, target in swept[0].items():
         assert again[model].cached and again[model].rows == target.rows
     assert len(list((cache / "rows").glob("*.json"))) == 3
+    uncached = timm_sweep.Target("resnet", "resnet18", None)
+    lines = []
+    timm_sweep.run_sweep([*small_targets(), uncached], from_cache=True, echo=lines.append)  # runs nothing
+    assert uncached.rows == [] and lines[-1].endswith("not run (nothing cached)")
+    assert "; 1 not run yet)" in timm_sweep.count_sentence(timm_sweep.counts([*again.values(), uncached]))
 
 
 def test_digest_covers_the_modules_and_the_yaml_derivation(tmp_path, monkeypatch):

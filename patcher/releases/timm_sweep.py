@@ -188,13 +188,14 @@ def probe_rows(model: str, tree: Path, timeout: float = TIMEOUT_S) -> tuple[list
     return [rows.get(base) or ended_early(base, steps.get(base, "start"), why) for base in BASES], timed_out
 
 
-def sweep_target(target: Target, tree: Path, stack: dict, digest: str, timeout: float) -> Target:
+def sweep_target(target: Target, tree: Path | None, stack: dict, digest: str, timeout: float) -> Target:
+    """``target`` with its rows: from the cache, else from a probe (none without a ``tree``: cache only)."""
     if target.model is None:
         return target
     key = row_key(target.model, stack, digest)
     rows = cached_rows(key)
-    if rows is not None:
-        target.rows, target.cached = rows, True
+    if rows is not None or tree is None:
+        target.rows, target.cached = rows or [], rows is not None
         return target
     target.rows, timed_out = probe_rows(target.model, tree, timeout)
     if not timed_out:  # a timeout says as much about the machine's load as about the model
@@ -214,6 +215,8 @@ def outcome_text(row: dict) -> str:
 def line(target: Target) -> str:
     if target.model is None:
         return f"{target.family:<26} (no model under {timm_families.MAX_PARAMETERS // 10**6}M parameters)"
+    if not target.rows:
+        return f"{target.family:<26} {target.model:<36} not run (nothing cached)"
     cells = "  ".join(f"{Path(r['base']).stem}: {outcome_text(r)}" for r in target.rows)
     return f"{target.family:<26} {target.model:<36} {'(cached) ' if target.cached else ''}{cells}"
 
@@ -229,6 +232,7 @@ def counts(chosen: list[Target]) -> dict:
         "families": len(families),
         "swept": len(swept),
         "both": sum(works(t) for t in swept),
+        "not_run": sum(not t.rows for t in swept),
         **{Path(base).stem: sum(works(t, base) for t in swept) for base in BASES},
     }
 
@@ -238,7 +242,8 @@ def count_sentence(numbers: dict) -> str:
     return (
         f"{numbers['both']} of {numbers['families']} timm families work in both YOLO and RT-DETR "
         f"({yolo} in YOLOv8n, {rtdetr} in RT-DETR-l; {numbers['families'] - numbers['swept']} have no model "
-        f"under {timm_families.MAX_PARAMETERS // 10**6}M parameters)"
+        f"under {timm_families.MAX_PARAMETERS // 10**6}M parameters"
+        + (f"; {numbers['not_run']} not run yet)" if numbers["not_run"] else ")")
     )
 
 
@@ -268,7 +273,7 @@ def table(chosen: list[Target], stack: dict) -> str:
         name = f"`{target.model}`{' *' if target.extra else ''}" if target.model else "(none under 60M)"
         cells = [target.family, name, millions(target.timm_params)]
         for row in target.rows or [None] * len(BASES):
-            cells += ["not swept", "", ""] if row is None else row_cells(row)
+            cells += ["not run" if target.model else "not swept", "", ""] if row is None else row_cells(row)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -296,11 +301,14 @@ def write_docs(chosen: list[Target], stack: dict, docs: Path = DOCS, readme: Pat
 # --- the sweep -------------------------------------------------------------------------------------------------
 
 
-def run_sweep(chosen: list[Target], jobs: int = 2, timeout: float = TIMEOUT_S, echo=print) -> list[Target]:
-    """Sweep every target in ``jobs`` probe processes at a time; ``echo`` gets each target's line, in order."""
+def run_sweep(
+    chosen: list[Target], jobs: int = 2, timeout: float = TIMEOUT_S, echo=print, from_cache: bool = False
+) -> list[Target]:
+    """Sweep every target in ``jobs`` probe processes at a time; ``echo`` gets each target's line, in order.
+    ``from_cache``: only the rows this code has cached (the others are left empty: not run)."""
     stack, digest = versions(), source_digest()
     with tempfile.TemporaryDirectory(prefix="bbpatch-timm-sweep-tree-") as temp:
-        tree = patched_tree(Path(temp))
+        tree = None if from_cache else patched_tree(Path(temp))
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             done = pool.map(lambda t: sweep_target(t, tree, stack, digest, timeout), chosen)
             for target in done:
@@ -315,6 +323,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"seconds per model (default {TIMEOUT_S})")
     parser.add_argument("--no-extra", action="store_true", help="only each family's smallest model")
     parser.add_argument("--write-docs", action="store_true", help="write the table and the count into the docs")
+    parser.add_argument("--from-cache", action="store_true", help="run nothing: report the rows cached for this code")
     return parser.parse_args(argv)
 
 
@@ -326,7 +335,7 @@ def main(argv=None) -> int:
     stack = versions()
     chosen = targets(family_models(args.families, stack["timm"]), () if args.no_extra else EXTRA)
     print(f"sweeping {len(chosen)} timm models ({stack}) with {args.jobs} jobs", flush=True)
-    run_sweep(chosen, args.jobs, args.timeout, echo=lambda text: print(text, flush=True))
+    run_sweep(chosen, args.jobs, args.timeout, echo=lambda text: print(text, flush=True), from_cache=args.from_cache)
     print(f"{count_sentence(counts(chosen))}; {time.perf_counter() - start:.0f} s")
     if args.write_docs:
         write_docs(chosen, stack)
