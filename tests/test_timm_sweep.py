@@ -115,8 +115,8 @@ def test_digest_covers_the_modules_and_the_yaml_derivation(tmp_path, monkeypatch
 
 
 def test_timeout_is_a_row_and_never_cached(tmp_path, cache):
-    tree = timm_sweep.patched_tree(tmp_path)
-    target = timm_sweep.sweep_target(timm_sweep.Target("resnet", "resnet18", None), tree, {}, "x", timeout=1)
+    probes = timm_sweep.Probes(timm_sweep.patched_tree(tmp_path), tmp_path, preload=False)
+    target = timm_sweep.sweep_target(timm_sweep.Target("resnet", "resnet18", None), probes, {}, "x", timeout=1)
     assert [(r["outcome"], r["reason"]) for r in target.rows] == [("failed", "killed after 1 s (timeout)")] * 2
     assert not (cache / "rows" / f"{timm_sweep.row_key('resnet18', {}, 'x')}.json").exists()
 

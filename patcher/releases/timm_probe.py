@@ -21,6 +21,7 @@ from pathlib import Path
 
 MARKER = "bbpatch-timm-sweep: "
 IMGSZ = 320
+TORCH = str(Path(importlib.util.find_spec("torch").origin).parent)
 STEPS = ("yaml", "build", "train_step", "eval_forward", "strides", "gflops", "onnx")
 
 
@@ -47,8 +48,8 @@ def first_line(error):
     """The exception's first line; for one without a message (a bare ``assert``), the line that raised it."""
     message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
     text = (message.strip().splitlines() or [""])[0]
-    frames = traceback.extract_tb(error.__traceback__)
-    if not text and frames:
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith(TORCH)] or [None]
+    if not text and frames[-1]:  # torch's own frames (torch._assert) only pass the caller's condition on
         text = f"{frames[-1].line} ({Path(frames[-1].filename).name}:{frames[-1].lineno})"
     return f"{type(error).__name__}: {text}"[:300]
 

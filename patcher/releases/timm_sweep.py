@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pathlib import Path
 from bbpatch import api
 
 from . import timm_families, timm_probe
+from .timm_forks import ForkServer
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("BBPATCH_TIMM_SWEEP_CACHE", REPO / ".cache" / "timm-sweep"))
@@ -164,40 +166,68 @@ def exit_reason(returncode: int, stderr: str) -> str:
     return f"the process exited {returncode}" + (f": {last}" if last else "")
 
 
-def probe_rows(model: str, tree: Path, timeout: float = TIMEOUT_S) -> tuple[list, bool]:
-    """(one row per base, whether it timed out) for ``model``, from a probe process of its own."""
-    with tempfile.TemporaryDirectory(prefix=f"bbpatch-timm-sweep-{model}-") as scratch:
-        command = [sys.executable, "-m", "bbpatch.releases.timm_probe", model, str(tree), *BASES]
-        try:
-            done = subprocess.run(
-                command, cwd=scratch, env=probe_env(tree, Path(scratch)), capture_output=True, timeout=timeout
-            )
-            stdout, stderr, why, timed_out = done.stdout, done.stderr, None, False
-        except subprocess.TimeoutExpired as expired:
-            stdout, stderr, timed_out = expired.stdout or b"", expired.stderr or b"", True
-            why = f"killed after {timeout:.0f} s (timeout)"
-    rows, steps = {}, {}
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith(timm_probe.MARKER):
-            message = json.loads(line[len(timm_probe.MARKER) :])
-            if message.pop("kind") == "row":
-                rows[message["base"]] = message
-            else:
-                steps[message["base"]] = message["step"]
-    why = why or exit_reason(done.returncode, stderr.decode("utf-8", "replace"))
-    return [rows.get(base) or ended_early(base, steps.get(base, "start"), why) for base in BASES], timed_out
+def run_process(argv: list[str], env: dict, cwd: Path, timeout: float) -> tuple[int, bytes, bytes, bool]:
+    """(exit status, stdout, stderr, timed out) of the probe ``argv`` in a new Python."""
+    command = [sys.executable, "-m", "bbpatch.releases.timm_probe", *argv]
+    try:
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        return -signal.SIGKILL, expired.stdout or b"", expired.stderr or b"", True
+    return done.returncode, done.stdout, done.stderr, False
 
 
-def sweep_target(target: Target, tree: Path | None, stack: dict, digest: str, timeout: float) -> Target:
-    """``target`` with its rows: from the cache, else from a probe (none without a ``tree``: cache only)."""
+class Probes:
+    """Runs probes against ``tree``: each in a fork of a preloaded Python (:mod:`.timm_forks`, one per sweep
+    thread), or with ``preload=False`` (or where that Python dies) in a new Python each."""
+
+    def __init__(self, tree: Path, scratch: Path, preload: bool = True):
+        self.tree, self.env, self.scratch, self.preload = tree, probe_env(tree, scratch), scratch, preload
+        self.local, self.servers = threading.local(), []
+
+    def server(self) -> ForkServer:
+        if getattr(self.local, "server", None) is None:
+            self.local.server = ForkServer(self.env, self.scratch)
+            self.servers.append(self.local.server)
+        return self.local.server
+
+    def run(self, argv: list[str], cwd: Path, timeout: float) -> tuple[int, bytes, bytes, bool]:
+        if self.preload:
+            try:
+                return self.server().run(argv, cwd, timeout)
+            except OSError:  # the preloaded Python is gone: this probe and the next start a new one
+                self.local.server = None
+        return run_process(argv, self.env, cwd, timeout)
+
+    def rows(self, model: str, timeout: float = TIMEOUT_S) -> tuple[list, bool]:
+        """(one row per base, whether it timed out) for ``model``, from a probe process of its own."""
+        with tempfile.TemporaryDirectory(prefix=f"bbpatch-timm-sweep-{model}-") as scratch:
+            returncode, stdout, stderr, timed_out = self.run([model, str(self.tree), *BASES], Path(scratch), timeout)
+        rows, steps = {}, {}
+        for text in stdout.decode("utf-8", "replace").splitlines():
+            if text.startswith(timm_probe.MARKER):
+                message = json.loads(text[len(timm_probe.MARKER) :])
+                if message.pop("kind") == "row":
+                    rows[message["base"]] = message
+                else:
+                    steps[message["base"]] = message["step"]
+        why = f"killed after {timeout:.0f} s (timeout)" if timed_out else exit_reason(returncode, stderr.decode())
+        return [rows.get(base) or ended_early(base, steps.get(base, "start"), why) for base in BASES], timed_out
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+
+def sweep_target(target: Target, probes: Probes | None, stack: dict, digest: str, timeout: float) -> Target:
+    """``target`` with its rows: from the cache, else from a probe (none without ``probes``: cache only)."""
     if target.model is None:
         return target
     key = row_key(target.model, stack, digest)
     rows = cached_rows(key)
-    if rows is not None or tree is None:
+    if rows is not None or probes is None:
         target.rows, target.cached = rows or [], rows is not None
         return target
-    target.rows, timed_out = probe_rows(target.model, tree, timeout)
+    target.rows, timed_out = probes.rows(target.model, timeout)
     if not timed_out:  # a timeout says as much about the machine's load as about the model
         store_rows(key, target.rows)
     return target
@@ -308,11 +338,14 @@ def run_sweep(
     ``from_cache``: only the rows this code has cached (the others are left empty: not run)."""
     stack, digest = versions(), source_digest()
     with tempfile.TemporaryDirectory(prefix="bbpatch-timm-sweep-tree-") as temp:
-        tree = None if from_cache else patched_tree(Path(temp))
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            done = pool.map(lambda t: sweep_target(t, tree, stack, digest, timeout), chosen)
-            for target in done:
-                echo(line(target))
+        probes = None if from_cache else Probes(patched_tree(Path(temp)), Path(temp))
+        try:
+            with ThreadPoolExecutor(max(1, jobs)) as pool:
+                for target in pool.map(lambda t: sweep_target(t, probes, stack, digest, timeout), chosen):
+                    echo(line(target))
+        finally:
+            if probes is not None:
+                probes.close()
     return chosen
 
 
