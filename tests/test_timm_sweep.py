@@ -114,9 +114,13 @@ def test_digest_covers_the_modules_and_the_yaml_derivation(tmp_path, monkeypatch
     assert timm_sweep.row_key("m", stack, before) != timm_sweep.row_key("m", {**stack, "timm": "0"}, before)
 
 
-def test_timeout_is_a_row_and_never_cached(tmp_path, cache):
-    probes = timm_sweep.Probes(timm_sweep.patched_tree(tmp_path), tmp_path, preload=False)
-    target = timm_sweep.sweep_target(timm_sweep.Target("resnet", "resnet18", None), probes, {}, "x", timeout=1)
+@pytest.mark.parametrize("preload", [True, False], ids=["fork", "new-python"])
+def test_timeout_is_a_row_and_never_cached(tmp_path, cache, preload):
+    probes = timm_sweep.Probes(timm_sweep.patched_tree(tmp_path), tmp_path, preload=preload)
+    try:
+        target = timm_sweep.sweep_target(timm_sweep.Target("resnet", "resnet18", None), probes, {}, "x", timeout=1)
+    finally:
+        probes.close()
     assert [(r["outcome"], r["reason"]) for r in target.rows] == [("failed", "killed after 1 s (timeout)")] * 2
     assert not (cache / "rows" / f"{timm_sweep.row_key('resnet18', {}, 'x')}.json").exists()
 
