@@ -2,12 +2,14 @@
 exported. ``python -m bbpatch.releases.timm_sweep [--families F ...] [-j N] [--write-docs]`` (``make sweep-timm``).
 
 For each family (a ``timm.models`` module: :mod:`.timm_families`) the smallest model under 60M parameters, and
-the models of ``EXTRA``, each in a process of its own (:mod:`.timm_probe`, with a timeout: a crash or a hang
-is one row) against a patched copy of the installed ultralytics, ``pretrained=False``. Each row says ok, or
+the models of ``EXTRA``, each in a process of its own (:mod:`.timm_probe`, forked from a Python that has
+imported torch, timm and ultralytics: :mod:`.timm_forks`; with a timeout: a crash or a hang is one row)
+against a patched copy of the installed ultralytics, ``pretrained=False``. Each row says ok, or
 the step that failed and its first line (``refused`` where bbpatch itself said no). Rows are cached in
 ``.cache/timm-sweep`` per model, timm and ultralytics version, and the digest of the bbpatch code they depend
 on (``DIGESTED``), so a rerun after a fix redoes only what the fix can change; a timeout is never cached.
-``--write-docs`` writes the table into docs/backbones.md and the count into the README.
+``--write-docs`` writes the table into docs/backbones.md and the count into the README; ``--from-cache`` runs
+nothing and reports what is cached for this code (the rest: not run).
 """
 
 from __future__ import annotations
