@@ -3,15 +3,17 @@ timm, onnxruntime and the patched ultralytics once (the tree is on ``PYTHONPATH`
 fork of itself, so every probe is still a process of its own that a crash or a timeout ends alone.
 
 Those imports are about 5 of a probe's 15 CPU-seconds. A request is one JSON line (``argv`` for
-:func:`bbpatch.releases.timm_probe.main`, ``cwd``, ``timeout``); the fork writes its stdout and stderr into
-``cwd``, and the server answers one JSON line with the exit status (negative: the signal) and whether it was
-killed for the timeout. :class:`ForkServer` is the sweep's side.
+:func:`bbpatch.releases.timm_probe.main`, ``cwd``, ``timeout``, ``cpu_limit``); the fork writes its stdout and
+stderr into ``cwd``, under the CPU limit, and the server answers one JSON line with the exit status
+(negative: the signal) and whether it was killed for the wall-clock timeout. :class:`ForkServer` is the
+sweep's side.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -22,12 +24,18 @@ from pathlib import Path
 PRELOADED = ("torch", "timm", "onnx", "onnxruntime", "ultralytics", "ultralytics.nn.tasks", "bbpatch.verify.checks")
 
 
+def limit_cpu(seconds):
+    """The kernel ends this process with SIGXCPU after ``seconds`` of CPU: a limit the machine's load cannot hit."""
+    resource.setrlimit(resource.RLIMIT_CPU, (int(seconds), int(seconds) + 5))
+
+
 def run_child(request):
     """In the fork: the probe, its output into files in ``cwd``; never returns."""
     from bbpatch.releases import timm_probe
 
     code = 1
     try:
+        limit_cpu(request["cpu_limit"])
         os.chdir(request["cwd"])
         for fd, name in ((1, "stdout"), (2, "stderr")):
             target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -84,9 +92,10 @@ class ForkServer:
         if self.process.stdout.readline() != "ready\n":
             raise OSError(f"the preloading Python did not start (exit {self.process.wait()})")
 
-    def run(self, argv: list[str], cwd: Path, timeout: float) -> tuple[int, bytes, bytes, bool]:
+    def run(self, argv: list[str], cwd: Path, timeout: float, cpu_limit: float) -> tuple[int, bytes, bytes, bool]:
         """(exit status, stdout, stderr, timed out) of the probe ``argv`` run in ``cwd``."""
-        self.process.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd), "timeout": timeout}) + "\n")
+        request = {"argv": argv, "cwd": str(cwd), "timeout": timeout, "cpu_limit": cpu_limit}
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply = self.process.stdout.readline()
         if not reply:

@@ -15,6 +15,7 @@ nothing and reports what is cached for this code (the rest: not run).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -34,7 +35,7 @@ from pathlib import Path
 from bbpatch import api
 
 from . import timm_families, timm_probe
-from .timm_forks import ForkServer
+from .timm_forks import ForkServer, limit_cpu
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("BBPATCH_TIMM_SWEEP_CACHE", REPO / ".cache" / "timm-sweep"))
@@ -44,7 +45,8 @@ EXTRA = (  # (family, model) swept beside each family's smallest: the models the
     ("eva", "vit_small_patch16_dinov3"),
     ("resnet", "resnet18"),
 )
-TIMEOUT_S = 600
+TIMEOUT_S = 3600  # wall clock, for a probe that hangs; one that computes too long meets the CPU limit first
+CPU_LIMIT_S = 600  # CPU-seconds of one probe (both bases): a limit the machine's load does not move
 PATCHER = Path(__file__).resolve().parents[1]
 DIGESTED = ("models", "engine", "patching", "disk", "verify/checks.py", "releases/timm_probe.py")  # under patcher/
 DOCS, README = REPO / "docs" / "backbones.md", REPO / "README.md"
@@ -168,11 +170,14 @@ def exit_reason(returncode: int, stderr: str) -> str:
     return f"the process exited {returncode}" + (f": {last}" if last else "")
 
 
-def run_process(argv: list[str], env: dict, cwd: Path, timeout: float) -> tuple[int, bytes, bytes, bool]:
+def run_process(
+    argv: list[str], env: dict, cwd: Path, timeout: float, cpu_limit: float
+) -> tuple[int, bytes, bytes, bool]:
     """(exit status, stdout, stderr, timed out) of the probe ``argv`` in a new Python."""
     command = [sys.executable, "-m", "bbpatch.releases.timm_probe", *argv]
+    limit = functools.partial(limit_cpu, cpu_limit)
     try:
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=timeout)
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=timeout, preexec_fn=limit)
     except subprocess.TimeoutExpired as expired:
         return -signal.SIGKILL, expired.stdout or b"", expired.stderr or b"", True
     return done.returncode, done.stdout, done.stderr, False
@@ -182,8 +187,9 @@ class Probes:
     """Runs probes against ``tree``: each in a fork of a preloaded Python (:mod:`.timm_forks`, one per sweep
     thread), or with ``preload=False`` (or where that Python dies) in a new Python each."""
 
-    def __init__(self, tree: Path, scratch: Path, preload: bool = True):
+    def __init__(self, tree: Path, scratch: Path, preload: bool = True, cpu_limit: float = CPU_LIMIT_S):
         self.tree, self.env, self.scratch, self.preload = tree, probe_env(tree, scratch), scratch, preload
+        self.cpu_limit = cpu_limit
         self.local, self.servers = threading.local(), []
 
     def server(self) -> ForkServer:
@@ -195,10 +201,10 @@ class Probes:
     def run(self, argv: list[str], cwd: Path, timeout: float) -> tuple[int, bytes, bytes, bool]:
         if self.preload:
             try:
-                return self.server().run(argv, cwd, timeout)
+                return self.server().run(argv, cwd, timeout, self.cpu_limit)
             except OSError:  # the preloaded Python is gone: this probe and the next start a new one
                 self.local.server = None
-        return run_process(argv, self.env, cwd, timeout)
+        return run_process(argv, self.env, cwd, timeout, self.cpu_limit)
 
     def rows(self, model: str, timeout: float = TIMEOUT_S) -> tuple[list, bool]:
         """(one row per base, whether it timed out) for ``model``, from a probe process of its own."""
@@ -212,7 +218,12 @@ class Probes:
                     rows[message["base"]] = message
                 else:
                     steps[message["base"]] = message["step"]
-        why = f"killed after {timeout:.0f} s (timeout)" if timed_out else exit_reason(returncode, stderr.decode())
+        if timed_out:
+            why = f"killed after {timeout:.0f} s (timeout)"
+        elif returncode == -signal.SIGXCPU:
+            why, timed_out = f"over {self.cpu_limit:.0f} CPU-seconds (the CPU limit)", True
+        else:
+            why = exit_reason(returncode, stderr.decode("utf-8", "replace"))
         return [rows.get(base) or ended_early(base, steps.get(base, "start"), why) for base in BASES], timed_out
 
     def close(self) -> None:
@@ -230,7 +241,7 @@ def sweep_target(target: Target, probes: Probes | None, stack: dict, digest: str
         target.rows, target.cached = rows or [], rows is not None
         return target
     target.rows, timed_out = probes.rows(target.model, timeout)
-    if not timed_out:  # a timeout says as much about the machine's load as about the model
+    if not timed_out:  # a limit says as much about the machine as about the model
         store_rows(key, target.rows)
     return target
 
@@ -334,13 +345,18 @@ def write_docs(chosen: list[Target], stack: dict, docs: Path = DOCS, readme: Pat
 
 
 def run_sweep(
-    chosen: list[Target], jobs: int = 2, timeout: float = TIMEOUT_S, echo=print, from_cache: bool = False
+    chosen: list[Target],
+    jobs: int = 2,
+    timeout: float = TIMEOUT_S,
+    echo=print,
+    from_cache: bool = False,
+    cpu_limit: float = CPU_LIMIT_S,
 ) -> list[Target]:
     """Sweep every target in ``jobs`` probe processes at a time; ``echo`` gets each target's line, in order.
     ``from_cache``: only the rows this code has cached (the others are left empty: not run)."""
     stack, digest = versions(), source_digest()
     with tempfile.TemporaryDirectory(prefix="bbpatch-timm-sweep-tree-") as temp:
-        probes = None if from_cache else Probes(patched_tree(Path(temp)), Path(temp))
+        probes = None if from_cache else Probes(patched_tree(Path(temp)), Path(temp), cpu_limit=cpu_limit)
         try:
             with ThreadPoolExecutor(max(1, jobs)) as pool:
                 for target in pool.map(lambda t: sweep_target(t, probes, stack, digest, timeout), chosen):
@@ -355,7 +371,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bbpatch.releases.timm_sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", metavar="FAMILY", help="only these timm modules (default: all)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="probe processes at a time (default 2)")
-    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"seconds per model (default {TIMEOUT_S})")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help=f"wall seconds a model (default {TIMEOUT_S})")
+    parser.add_argument(
+        "--cpu-limit", type=float, default=CPU_LIMIT_S, help=f"CPU-seconds a model (default {CPU_LIMIT_S})"
+    )
     parser.add_argument("--no-extra", action="store_true", help="only each family's smallest model")
     parser.add_argument("--write-docs", action="store_true", help="write the table and the count into the docs")
     parser.add_argument("--from-cache", action="store_true", help="run nothing: report the rows cached for this code")
@@ -370,7 +389,8 @@ def main(argv=None) -> int:
     stack = versions()
     chosen = targets(family_models(args.families, stack["timm"]), () if args.no_extra else EXTRA)
     print(f"sweeping {len(chosen)} timm models ({stack}) with {args.jobs} jobs", flush=True)
-    run_sweep(chosen, args.jobs, args.timeout, echo=lambda text: print(text, flush=True), from_cache=args.from_cache)
+    echo = lambda text: print(text, flush=True)  # noqa: E731
+    run_sweep(chosen, args.jobs, args.timeout, echo, args.from_cache, args.cpu_limit)
     print(f"{count_sentence(counts(chosen))}; {time.perf_counter() - start:.0f} s")
     if args.write_docs:
         write_docs(chosen, stack)
