@@ -140,3 +140,14 @@ def test_table_and_count_written_between_the_markers(swept, tmp_path):
     with pytest.raises(SystemExit, match="plain.md: the markers"):
         timm_sweep.write_docs(targets, timm_sweep.versions(), tmp_path / "plain.md", readme)
     assert readme.read_text("utf-8") == counted  # nothing written
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["fork", "new-python"])
+def test_cpu_limit_is_a_row_and_never_cached(tmp_path, cache, preload):
+    probes = timm_sweep.Probes(timm_sweep.patched_tree(tmp_path), tmp_path, preload=preload, cpu_limit=1)
+    try:
+        target = timm_sweep.sweep_target(timm_sweep.Target("resnet", "resnet18", None), probes, {}, "y", timeout=600)
+    finally:
+        probes.close()
+    assert [(r["outcome"], r["reason"]) for r in target.rows] == [("failed", "over 1 CPU-seconds (the CPU limit)")] * 2
+    assert not (cache / "rows" / f"{timm_sweep.row_key('resnet18', {}, 'y')}.json").exists()
