@@ -151,3 +151,10 @@ def test_cpu_limit_is_a_row_and_never_cached(tmp_path, cache, preload):
         probes.close()
     assert [(r["outcome"], r["reason"]) for r in target.rows] == [("failed", "over 1 CPU-seconds (the CPU limit)")] * 2
     assert not (cache / "rows" / f"{timm_sweep.row_key('resnet18', {}, 'y')}.json").exists()
+
+
+def test_cli_bad_input_is_one_line_and_runs_nothing(cache):
+    with pytest.raises(SystemExit, match="^error: --write-docs writes the table of every family"):
+        timm_sweep.main(["--families", "pit", "--write-docs"])
+    with pytest.raises(SystemExit, match=r"^error: not timm model modules: no_family \(timm "):
+        timm_sweep.main(["--families", "pit", "no_family"])
