@@ -134,6 +134,8 @@ def test_table_and_count_written_between_the_markers(swept, tmp_path):
     text = docs.read_text("utf-8")
     assert text.startswith("intro\n") and text.endswith(f"{timm_sweep.TABLE_END}\nafter\n") and "old" not in text
     assert "| resnet | `test_resnet` |  | ok | " in text and "| beit | (none under 60M) | 86.0M | not swept" in text
+    cause = next(line for line in text.splitlines() if f"{UNKNOWN} (yolov8n)" in line)  # grouped by cause
+    assert cause.startswith("- 2 x ") and "MODEL" in cause and f"{UNKNOWN} (rtdetr-l)" in cause
     assert " of 4 timm families work in both YOLO and RT-DETR" in readme.read_text("utf-8")
     (tmp_path / "plain.md").write_text("no markers\n", "utf-8")
     counted = readme.read_text("utf-8")

@@ -21,6 +21,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -290,6 +291,28 @@ def count_sentence(numbers: dict) -> str:
     )
 
 
+def reason_pattern(row: dict, model: str) -> str:
+    """A row's outcome with the model's name and the numbers taken out: rows of one cause read the same."""
+    text = outcome_text(row).replace(model, "MODEL")
+    return re.sub(r"\[[\d, ]+\]|\(\d+\)|\d+", "N", text)
+
+
+def failure_groups(chosen: list[Target]) -> list[tuple[str, list[str]]]:
+    """(cause, models) for every cause of a row that is not ok, the most common first."""
+    groups: dict[str, list[str]] = {}
+    for target in chosen:
+        for row in target.rows:
+            if row["outcome"] != "ok":
+                groups.setdefault(reason_pattern(row, target.model), []).append(
+                    f"{target.model} ({Path(row['base']).stem})"
+                )
+    return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+
+
+def group_lines(chosen: list[Target]) -> list[str]:
+    return [f"- {len(models)} x {cause}: {', '.join(models)}" for cause, models in failure_groups(chosen)]
+
+
 # --- the table in docs/backbones.md and the count in the README ---------------------------------------------
 
 
@@ -318,6 +341,14 @@ def table(chosen: list[Target], stack: dict) -> str:
         for row in target.rows or [None] * len(BASES):
             cells += ["not run" if target.model else "not swept", "", ""] if row is None else row_cells(row)
         lines.append("| " + " | ".join(cells) + " |")
+    causes = group_lines(chosen)
+    if causes:
+        lines += [
+            "",
+            "The rows that are not ok, by cause (model names and numbers written as MODEL and N):",
+            "",
+            *causes,
+        ]
     return "\n".join(lines)
 
 
@@ -391,6 +422,7 @@ def main(argv=None) -> int:
     print(f"sweeping {len(chosen)} timm models ({stack}) with {args.jobs} jobs", flush=True)
     echo = lambda text: print(text, flush=True)  # noqa: E731
     run_sweep(chosen, args.jobs, args.timeout, echo, args.from_cache, args.cpu_limit)
+    print("\n".join(group_lines(chosen)))
     print(f"{count_sentence(counts(chosen))}; {time.perf_counter() - start:.0f} s")
     if args.write_docs:
         write_docs(chosen, stack)
