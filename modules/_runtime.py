@@ -141,7 +141,8 @@ def bbpatch_save_backbone_outputs(x, y, save):
 
 
 def bbpatch_probe_size(model, default):
-    """Stride-probe image size: the stock size unless a backbone in the model asks for a larger one.
+    """Stride-probe image size: the stock size unless a backbone in the model asks for a larger one, and never
+    above what a backbone takes (a fixed-size timm model built for a small ``img_size``).
 
     Called right before the probe's forward: a backbone that must not see it as training data is told so.
     """
@@ -149,7 +150,9 @@ def bbpatch_probe_size(model, default):
     for m in backbones:
         if hasattr(m, "before_stride_probe"):
             m.before_stride_probe()
-    return max([default, *(getattr(m, "min_input_size", 640) for m in backbones)])
+    size = max([default, *(getattr(m, "min_input_size", 640) for m in backbones)])
+    caps = [m.max_input_size for m in backbones if getattr(m, "max_input_size", None)]  # fixed-size timm models
+    return min([size, *caps])
 
 
 def bbpatch_reparameterize(model):

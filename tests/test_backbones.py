@@ -95,8 +95,8 @@ def test_timm_backbone_takes_any_features_model_and_rejects_missing_strides():
     assert backbone.channels == [128, 256, 512]
     assert [m.shape[-1] for m in backbone(torch.zeros(1, 3, 64, 64))] == [8, 4, 2]
     assert TimmBackbone.min_input_size == 640  # unknown models are probed at the recipe's size
-    with pytest.raises(ValueError, match="no map at stride"):
-        TimmBackbone("vit_tiny_patch16_224")  # every map at stride 16
+    with pytest.raises(ValueError, match="no map at stride 4"):
+        TimmBackbone("vit_tiny_patch16_224", out_levels=(2, 3, 4, 5))  # the simple pyramid makes P3-P5 only
 
 
 def test_frozen_stages_survive_the_trainer_turning_gradients_back_on():

@@ -72,6 +72,12 @@ def test_timm_prefix_gives_a_timm_backbone_layer():
     assert model["backbone"] == [[-1, 1, "TimmBackbone", ["resnet18"]]]
 
 
+def test_a_timm_model_without_a_stride_4_map_feeds_p3_to_p5_and_a_p2_head_is_refused():
+    assert derived("yolov8n.yaml", "timm:pit_ti_224")["backbone"][0] == [-1, 1, "TimmBackbone", ["pit_ti_224"]]
+    with pytest.raises(ValueError, match=r"stride-4 map \(P2\) and timm's pit_ti_224 has none: .*\[8, 16, 32\]"):
+        yamlgen.derive("yolov8n-p2.yaml", "timm:pit_ti_224")
+
+
 def test_yaml_command_writes_the_file_without_importing_torch(tmp_path):
     output = tmp_path / "my.yaml"
     code = (

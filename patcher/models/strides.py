@@ -78,7 +78,8 @@ def is_whole_backbone(module):
 def whole_backbone_levels(module, args):
     """Pyramid levels a whole-backbone layer returns: its ``out_levels`` arg, else the default P2-P5."""
     index = 2 if module == "TimmBackbone" else 1  # [model_name, pretrained, out_levels] / [pretrained, out_levels]
-    return tuple(_arg(args, index, DEFAULT_LEVELS))
+    levels = _arg(args, index, None)  # None: what the model has; P3-P5 stay layers 2-4 either way
+    return tuple(DEFAULT_LEVELS if levels is None else levels)
 
 
 def whole_backbone_strides(module, args):

@@ -26,6 +26,7 @@ from bbpatch.models import base_model, catalog, strides
 
 PLACEHOLDER = "BACKBONE"  # layer 0 of a head template
 P1 = 2  # the stride of the one map a whole backbone gives only with out_levels from 1
+P2 = 4  # a timm model without a stride-4 map gives P3-P5 (ViTs through the simple pyramid too)
 LEVELS_FROM_P1 = (1, 2, 3, 4, 5)  # modules/timm_backbones.py LEVELS: layer 0's maps fill slots 0..4
 CONTEXT_MODULES = {"SPPF", "SPP", "SPPELAN", "C2PSA", "PSA", "AIFI"}  # closing layers that work on P5 and stay
 SAME_CHANNEL_MODULES = {"C2PSA", "PSA"}  # assert c1 == c2: right after a new backbone they need a 1x1 adapter
@@ -223,6 +224,16 @@ def check_stride2_maps(names):
             )
 
 
+def check_stride4_map(timm_name):
+    """A head that reads P2 needs a timm model with a stride-4 map: the simple pyramid makes P3-P5 only."""
+    reductions = strides.timm_reductions(timm_name)
+    if P2 not in reductions:
+        raise NoStride2Map(
+            f"the model reads a stride-4 map (P2) and timm's {timm_name} has none: its maps are at strides "
+            f"{reductions}; pick a timm model with one (convnext_atto, resnet18...) or a head that reads P3-P5"
+        )
+
+
 # ---------------------------------------------------------------- writing YAML
 
 
@@ -348,9 +359,12 @@ def with_whole_backbone(model, name, variants, args=(), old_strides=None, old_ch
     if old_strides is None:
         old_strides = strides.table_strides(model["backbone"][: context_start(model["backbone"])])
     levels = None
-    if old_strides is not None and P1 in strides_read(model, old_strides):
+    read = strides_read(model, old_strides) if old_strides is not None else set()
+    if P1 in read:
         check_stride2_maps([name, *variants.values()])
         levels = LEVELS_FROM_P1
+    elif P2 in read and name.startswith("timm:"):
+        check_stride4_map(name[len("timm:") :])
     layer = whole_backbone_layer(next(iter(variants.values()), name), args, levels)
     adapters, read_through = [], None
     if old_channels is not None:
