@@ -71,8 +71,8 @@ def test_a_working_model_is_ok_in_every_base_with_its_figures(swept):
 def test_refusal_row_says_what_a_direct_build_says(swept):
     error = direct_build_error("test_vit")
     for row in swept[0]["test_vit"].rows:
-        if error is None:
-            assert row["outcome"] == "ok", row
+        if error is None:  # it builds: the row got past the build (what a later step says is the sweep's finding)
+            assert row["outcome"] == "ok" or row["step"] not in ("yaml", "build"), row
         else:
             assert (row["outcome"], row["step"], row["reason"]) == ("refused", "build", f"ValueError: {error}")
 
