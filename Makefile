@@ -10,6 +10,7 @@ ISOLATED_VENVS := .venv-tflite .venv-coreml
 MAIN_SITE = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 .PHONY: install tflite-venv coreml-venv test demo bench sweep sweep-adopt upstream-tests lint clean
+.PHONY: install tflite-venv coreml-venv test demo bench sweep sweep-timm upstream-tests lint clean
 
 install: $(STAMP) $(ISOLATED_VENVS:%=%/.installed)
 
@@ -72,6 +73,10 @@ $(SWEEP_ADOPT_VENV)/.installed: $(STAMP)
 sweep-adopt: install $(SWEEP_ADOPT_VENV)/.installed
 	echo "import site; site.addsitedir('$(MAIN_SITE)')" > $(SWEEP_ADOPT_PTH)
 	$(PY) -m bbpatch.releases.adopt_sweep --python $(SWEEP_ADOPT_VENV)/bin/python --write-docs $(SWEEP_ADOPT_ARGS)
+# every timm family as a YOLO and RT-DETR backbone; rows cached in .cache/timm-sweep, the table into docs/backbones.md
+SWEEP_TIMM_JOBS ?= 2
+sweep-timm: install
+	$(PY) -m bbpatch.releases.timm_sweep -j $(SWEEP_TIMM_JOBS) --write-docs
 
 # ultralytics' own tests (from the installed release's sdist) on an unpatched and a patched copy
 upstream-tests: install
