@@ -20,7 +20,7 @@ from conftest import copy_package, release_package
 from helpers import run_cli, run_json, tree_bytes
 
 BUILD = """
-import json, sys, torch
+import hashlib, json, sys, torch
 from pathlib import Path
 from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
 
@@ -33,11 +33,22 @@ def tensors(out):
         return [t for o in out for t in tensors(o)]
     return []
 
+def digest(tensors):
+    sha = hashlib.sha256()
+    for t in tensors:
+        sha.update(t.detach().contiguous().numpy().tobytes())
+    return sha.hexdigest()
+
 mode, store, result = {mode!r}, Path({store!r}), {{}}
 for yaml in {yamls!r}:
     name = Path(yaml).stem
-    torch.manual_seed(0 if mode == "before" else 1)
     kind = RTDETRDetectionModel if "RTDETRDecoder" in Path(yaml).read_text() else DetectionModel
+    torch.manual_seed(3)  # a fresh seeded build: the same parameters and BatchNorm statistics bit for bit
+    fresh = kind(yaml, verbose=False)
+    fresh_state = digest(fresh.state_dict().values())
+    with torch.no_grad():
+        fresh_outputs = digest(tensors(fresh.eval()(torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(4)))))
+    torch.manual_seed(0 if mode == "before" else 1)
     model = kind(yaml, verbose=False)
     if mode == "before":
         torch.save(model.state_dict(), store / f"{{name}}.pt")
@@ -60,6 +71,7 @@ for yaml in {yamls!r}:
         "stride": model.stride.tolist(),
         "eps": sorted({{m.eps for m in model.model[0].modules() if isinstance(m, torch.nn.BatchNorm2d)}}),
         "same_outputs": same,
+        "fresh": [fresh_state, fresh_outputs],
     }}
 print(json.dumps(result))
 """
@@ -107,6 +119,14 @@ VARIANTS = {
             )
         ),
     ),
+    "8.3.70 the blog column's tasks.py (goldyolo, two_backbone), relative imports, probe in training mode": (
+        "8.3.70",
+        Variant(backbones=ALL_KINDS[:2], column=True, relative=True),
+    ),
+    "8.4.190 the blog column's tasks.py, ch padded by range(5 - len(ch)), RT-DETR": (
+        "8.4.190",
+        Variant(backbones=ALL_KINDS, column=True, range_pad=True, rtdetr=True),
+    ),
     "8.3.100 modules only: an Addmodules import and a branch of the user's, no backbone": (
         "8.3.100",
         Variant(backbones=()),
@@ -138,7 +158,8 @@ def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
     for name, data in hand_patched.items():  # every user file kept as it was; only the two patched files differ
         if not name.endswith(("nn/tasks.py", "utils/torch_utils.py")):
             assert (root / name).read_bytes() == data, name
-    assert "from ultralytics.nn.Addmodules import *\n" in (package / "nn/tasks.py").read_text() or not spec.star_import
+    users_import = "from .Addmodules import *\n" if spec.relative else "from ultralytics.nn.Addmodules import *\n"
+    assert users_import in (package / "nn/tasks.py").read_text() or not spec.star_import
     assert "elif m in (Low_FAM,):\n            c2 = sum(ch[x] for x in f)\n" in (package / "nn/tasks.py").read_text()
 
     after = build(root, yamls, "after", tmp_path / "store")
@@ -150,7 +171,9 @@ def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
         assert built["eps"] == [0.001], name  # ultralytics' initialize_weights reached the user's backbone as before
         if spec.backbones:
             assert built["layers"][1][0] == 5  # the recipe's numbering: the layer after the backbone is 5
-            if not name.startswith("rtdetr"):  # the user's block, named like bbpatch's, stays the user's
+            if name.startswith("yolov9-column"):  # CBLinear, CBFuse and the split neck built as before
+                assert [row[3].rsplit(".", 1)[-1] for row in built["layers"][3:6]] == ["CBLinear", "CBFuse", "SplitMaps"]
+            elif not name.startswith("rtdetr"):  # the user's block, named like bbpatch's, stays the user's
                 assert built["layers"][-2][3].endswith(".goldyolo.conv_bn_hswish")
 
     status = run_cli("status", str(root), "--json")

@@ -174,7 +174,8 @@ def plan_adopt(tree: Tree) -> tuple[Report, dict]:
         ) from None
     adopted = record_of(found, modules_folder(tasks_base), tasks_base)
     report, writes = plan_files(tree, current, {TASKS: tasks_base, TORCH_UTILS: utils_base}, current, adopted)
-    report.notes += [f"took out: {line}" for line in found.removed]
+    report.notes += [f"took out: {line}" for line in found.removed_lines()]
+    report.notes += [f"kept: {line}" for line in dict.fromkeys(found.kept)]
     return report, writes
 
 

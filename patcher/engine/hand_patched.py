@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 import bbpatch.engine.matchers as m
 
@@ -145,11 +146,5 @@ def evidence(tasks: bytes) -> list[str]:
         return []  # not Python: the parse that follows reports that clearly
     signs = _Signs()
     module.visit(signs)
-    text = module.code
-    return [f"tasks.py {_line(text, module.code_for_node(node))}: {meaning}" for meaning, node in signs.found.items()]
-
-
-def _line(text: str, snippet: str) -> str:
-    first = snippet.strip().splitlines()[0] if snippet.strip() else snippet
-    at = text.find(first)
-    return "?" if at < 0 else f"line {text.count(chr(10), 0, at) + 1}"
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return [f"tasks.py line {positions[node].start.line}: {meaning}" for meaning, node in signs.found.items()]

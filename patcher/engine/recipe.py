@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 import bbpatch.engine.matchers as m
 from bbpatch.engine import hand_patched
@@ -46,7 +47,15 @@ class Recipe:
     backbones: dict[str, RecipeBackbone] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)  # what was taken out, one line each (status, docs)
+    kept: list[str] = field(default_factory=list)  # recipe lines left as they are, and why
     problems: list[str] = field(default_factory=list)  # what could not be recognised, one line each
+
+    def removed_lines(self) -> list[str]:
+        """What was taken out, each once: an edit made at two places (the index in m_.i and in save) says so."""
+        counts: dict[str, int] = {}
+        for line in self.removed:
+            counts[line] = counts.get(line, 0) + 1
+        return [line if n == 1 else f"{line} ({n} places)" for line, n in counts.items()]
 
 
 class UnrecognisedRecipe(Exception):
@@ -72,6 +81,7 @@ FLAG_CLEARED = _assign(m.Name(), m.Name("False"))
 YAML_NAME = _assign(m.Name("t"), m.Name("m"))
 IS_CHANNEL_LIST = m.Call(func=m.Name("isinstance"), args=[m.Arg(m.Name("c2")), m.Arg(m.Name("list"))])
 SIXTY_FOUR = _assign(m.Name("s"), m.Integer("640"))
+EVAL_MODE = m.Call(func=m.Attribute(attr=m.Name("eval")))
 
 
 def _is_backbone_check(node: cst.CSTNode) -> bool:
@@ -89,11 +99,10 @@ def _is_backbone_check(node: cst.CSTNode) -> bool:
     return False
 
 
-def _line(module: cst.Module, node: cst.CSTNode) -> int:
-    text = module.code
-    first = code(node).strip().splitlines()[0]
-    at = text.find(first)
-    return text.count("\n", 0, at) + 1 if at >= 0 else 0
+def _lines(module: cst.Module) -> dict:
+    """Each node's first line in ``module``: its own place, not the first line that reads the same."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return {node: place.start.line for node, place in positions.items()}
 
 
 def _names_tested(test: cst.BaseExpression) -> list[str] | None:
@@ -124,6 +133,12 @@ class _ParseModel:
 
     def __init__(self, module: cst.Module, recipe: Recipe):
         self.module, self.recipe = module, recipe
+        self.lines = _lines(module)
+        self.flags: set[str] = set()  # parse_model's names only ever set to True or False
+        self.flag_branches: list[tuple[str, str]] = []  # (flag, message): branches setting a flag, building nothing
+
+    def line(self, node: cst.CSTNode) -> int:
+        return self.lines.get(node, 0)
 
     def fn(self, fn: cst.FunctionDef) -> cst.FunctionDef:
         body = list(fn.body.body)
@@ -131,8 +146,11 @@ class _ParseModel:
         if loop_index is None:
             return fn
         loop = body[loop_index]
+        self.flags = _flags_of(fn)
+        self.recipe.flags |= _shift_flags(fn) & self.flags  # 'i + 4 if backbone else i' reads the recipe's flag
         loop_body = self.layer_loop(list(loop.body.body))
         body[loop_index] = loop.with_changes(body=loop.body.with_changes(body=loop_body))
+        self.recipe.problems += [message for flag, message in self.flag_branches if flag in self.recipe.flags]
         body = [s for s in body if not self._is_flag_init(s)]
         fn = fn.with_changes(body=fn.body.with_changes(body=body))
         return fn.visit(_ShiftedIndexRemover(self.recipe))
@@ -149,11 +167,11 @@ class _ParseModel:
             body = [body[1].with_changes(leading_lines=body[0].leading_lines), *body[2:]] if len(body) > 1 else []
         new_body = []
         for statement in body:
-            if isinstance(statement, cst.If) and m.matches(statement.test, IS_CHANNEL_LIST):
+            if isinstance(statement, cst.If) and self._is_tail_test(statement.test):
                 new_body += self._unwrapped_tail(statement)
             elif isinstance(statement, cst.If) and m.findall(statement.test, IS_CHANNEL_LIST):
                 self.recipe.problems.append(
-                    f"nn/tasks.py line {_line(self.module, statement)}: the layer loop tests "
+                    f"nn/tasks.py line {self.line(statement)}: the layer loop tests "
                     f"'{code(statement.test)[:90]}': modules of yours take a channel-list c2 beside the backbones, "
                     "and bbpatch's edits tell a backbone by its list c2"
                 )
@@ -169,6 +187,21 @@ class _ParseModel:
                 new_body.append(statement)
         return new_body
 
+    def _is_tail_test(self, test) -> bool:
+        """``isinstance(c2, list)``, or the blog column's ``... and not goldyolo and not two_backbone``: flags of
+        parse_model's that a layer with a list c2 which is no backbone sets (GOLD-YOLO's Split, YOLOv9's CBLinear).
+        bbpatch's edits build such a layer as stock does: a backbone is a layer its branch built."""
+        terms = _and_terms(test)
+        lists = [term for term in terms if m.matches(term, IS_CHANNEL_LIST)]
+        flags = [term for term in terms if term not in lists]
+        return len(lists) == 1 and all(
+            isinstance(f, cst.UnaryOperation)
+            and isinstance(f.operator, cst.Not)
+            and isinstance(f.expression, cst.Name)
+            and f.expression.value in self.flags
+            for f in flags
+        )
+
     @staticmethod
     def _is_channel_list_sum(statement) -> bool:
         return m.matches(
@@ -178,21 +211,19 @@ class _ParseModel:
 
     def _unwrapped_tail(self, wrapper: cst.If) -> list:
         """``if isinstance(c2, list): <recipe> else: <stock>`` -> the stock statements."""
-        line = _line(self.module, wrapper)
+        line = self.line(wrapper)
         if not isinstance(wrapper.orelse, cst.Else):
             self.recipe.problems.append(f"nn/tasks.py line {line}: 'if isinstance(c2, list):' without an else branch")
             return [wrapper]
         strange = [s for s in wrapper.body.body if not _is_recipe_tail_statement(s)]
         if strange:
             self.recipe.problems.append(
-                f"nn/tasks.py line {_line(self.module, strange[0])}: the recipe's channel-list branch also runs "
+                f"nn/tasks.py line {self.line(strange[0])}: the recipe's channel-list branch also runs "
                 f"'{code(strange[0]).strip().splitlines()[0]}'"
             )
             return [wrapper]
         stock = list(wrapper.orelse.body.body)
-        self.recipe.removed.append(
-            f"parse_model line {line}: 'if isinstance(c2, list): ... else:' around the stock code"
-        )
+        self.recipe.removed.append(f"parse_model line {line}: 'if {code(wrapper.test)}: ... else:' around the stock code")
         return [stock[0].with_changes(leading_lines=wrapper.leading_lines), *stock[1:]]
 
     def _without_recipe_branches(self, head: cst.If) -> cst.If:
@@ -205,7 +236,7 @@ class _ParseModel:
             return head
         if not kept or kept[0] is not head:
             self.recipe.problems.append(
-                f"nn/tasks.py line {_line(self.module, head)}: the recipe's backbone branch heads the type dispatch"
+                f"nn/tasks.py line {self.line(head)}: the recipe's backbone branch heads the type dispatch"
             )
             return head
         tail = node  # the final else
@@ -219,13 +250,14 @@ class _ParseModel:
         builds = [s for s in statements if m.matches(s, BUILD_LAYER)]
         flags = [s for s in statements if m.matches(s, FLAG_SET)]
         if not builds:
-            if flags and _names_tested(branch.test):
-                self.recipe.problems.append(
-                    f"nn/tasks.py line {_line(self.module, branch)}: a branch sets '{code(flags[0]).strip()}' "
-                    "without building the layer (m = m(*args))"
+            for flag in flags if _names_tested(branch.test) else ():  # a problem only if the flag is the recipe's
+                message = (
+                    f"nn/tasks.py line {self.line(branch)}: a branch sets '{code(flag).strip()}', the recipe's "
+                    "backbone flag, without building the layer (m = m(*args))"
                 )
+                self.flag_branches.append((flag.body[0].targets[0].target.value, message))
             return False
-        line = _line(self.module, branch)
+        line = self.line(branch)
         names = _names_tested(branch.test)
         channels = [s for s in statements if m.matches(s, CHANNELS_FROM_LAYER)]
         other = [s for s in statements if s not in builds + flags + channels]
@@ -252,6 +284,31 @@ class _ParseModel:
         return True
 
 
+def _and_terms(test) -> list:
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And) and not test.lpar:
+        return [*_and_terms(test.left), *_and_terms(test.right)]
+    return [test]
+
+
+def _flags_of(fn: cst.FunctionDef) -> set[str]:
+    """Names that every assignment in ``fn`` sets to True or False (``backbone``, ``goldyolo``, ``two_backbone``)."""
+    values: dict[str, set] = {}
+    for assign in m.findall(fn, m.Assign(targets=[m.AssignTarget(m.Name())])):
+        value = assign.value
+        literal = value.value if isinstance(value, cst.Name) and value.value in ("True", "False") else None
+        values.setdefault(assign.targets[0].target.value, set()).add(literal)
+    return {name for name, seen in values.items() if None not in seen}
+
+
+SHIFTED = m.IfExp(
+    body=m.BinaryOperation(left=m.Name("i"), operator=m.Add(), right=m.Integer("4")), test=m.Name(), orelse=m.Name("i")
+)
+
+
+def _shift_flags(fn: cst.FunctionDef) -> set[str]:
+    return {node.test.value for node in m.findall(fn, SHIFTED)}
+
+
 def _star_args(call: cst.Call) -> bool | None:
     if not call.args:
         return False
@@ -264,6 +321,12 @@ def _is_recipe_tail_statement(statement) -> bool:
     """What the recipe's ``if isinstance(c2, list):`` branches hold: the layer kept, marked, ch grown and padded."""
     if isinstance(statement, cst.If):
         return all(_is_recipe_tail_statement(s) for s in statement.body.body) and statement.orelse is None
+    if isinstance(statement, cst.For):  # ``for _ in range(5 - len(ch)): ch.insert(0, 0)``
+        return (
+            m.matches(statement.iter, m.Call(func=m.Name("range")))
+            and statement.orelse is None
+            and all(_is_recipe_tail_statement(s) for s in statement.body.body)
+        )
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
     return all(_is_recipe_small_statement(s) for s in statement.body)
@@ -325,11 +388,12 @@ class _ModelMethods(cst.CSTTransformer):
         if not self.functions:
             return updated
         body = []
+        probes_in_eval_mode = any(m.findall(s, EVAL_MODE) for s in updated.body)
         for statement in updated.body:
-            body += self._restored(statement)
+            body += self._restored(statement, probes_in_eval_mode)
         return updated.with_changes(body=body)
 
-    def _restored(self, statement) -> list:
+    def _restored(self, statement, probes_in_eval_mode: bool) -> list:
         where = self.functions[-1]
         if (
             where in FORWARD_LOOP_FUNCTIONS
@@ -341,7 +405,10 @@ class _ModelMethods(cst.CSTTransformer):
             self.recipe.removed.append(f"{where}: 'if {code(statement.test)}: ... else:' around the stock forward step")
             stock = list(statement.orelse.body.body)
             return [stock[0].with_changes(leading_lines=statement.leading_lines), *stock[1:]]
-        if where == "__init__" and m.matches(statement, SIXTY_FOUR):
+        if where == "__init__" and m.matches(statement, SIXTY_FOUR) and not probes_in_eval_mode:
+            # the probe's forward updates BatchNorm statistics here: a fresh build keeps the hand-patched tree's
+            self.recipe.kept.append("a model's stride probe 's = 640': this release probes in training mode")
+        elif where == "__init__" and m.matches(statement, SIXTY_FOUR):
             self.recipe.removed.append("a model's stride probe 's = 640' -> 's = 256'")
             return [statement.with_changes(body=[statement.body[0].with_changes(value=cst.Integer("256"))])]
         return [statement]
@@ -419,7 +486,7 @@ def read(tasks: bytes, torch_utils: bytes) -> tuple[Recipe, bytes, bytes]:
     tasks_module = remove_from_tasks(tasks_module, recipe)
     utils_module = remove_from_torch_utils(utils_module, recipe)
     if recipe.problems:
-        raise UnrecognisedRecipe(recipe.problems)
+        raise UnrecognisedRecipe(list(dict.fromkeys(recipe.problems)))
     return recipe, tasks_module.bytes, utils_module.bytes
 
 
