@@ -92,7 +92,7 @@ class PickMap(nn.Module):
         return x[self.index]
 '''
 
-COLUMN_YAML = """# the column's model: a recipe backbone, YOLOv9's CBLinear/CBFuse (two_backbone), a split neck (goldyolo)
+COLUMN_YAML = """# the column's model: a recipe backbone, YOLOv9's CBLinear/CBFuse (two_backbone), a split (goldyolo)
 nc: 4
 scales:
   n: [0.33, 0.25, 1024]
@@ -108,6 +108,23 @@ head:
   - [[-1, 5], 1, Concat, [1]]  # 11
   - [-1, 1, C2f, [128]]  # 12
   - [[2, 3, 12], 1, Detect, [nc]]  # 13
+"""
+
+COLUMN_STOCK_YAML = """# no recipe backbone: its probe runs at the recipe's 640; the split's bias makes BatchNorm see the size
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]  # 0-P1/2
+  - [-1, 1, Conv, [128, 3, 2]]  # 1-P2/4
+  - [-1, 1, Conv, [256, 3, 2]]  # 2-P3/8
+  - [-1, 1, Conv, [512, 3, 2]]  # 3-P4/16
+  - [-1, 1, Conv, [1024, 3, 2]]  # 4-P5/32
+head:
+  - [-1, 1, SplitMaps, [[128, 128]]]  # 5 goldyolo
+  - [5, 1, PickMap, [0]]  # 6
+  - [-1, 1, Conv, [256, 3, 1]]  # 7
+  - [[2, 3, 7], 1, Detect, [nc]]  # 8
 """
 
 COLUMN_BRANCHES = """\
@@ -386,6 +403,9 @@ def make_recipe_tree(package: Path, variant: Variant, yamls: Path) -> list[Path]
         first = variant.backbones[-1]
         path = yamls / f"yolov9-column-{first.name.lower()}.yaml"
         path.write_text(COLUMN_YAML.format(backbone=first.name, args=first.yaml_args), "utf-8")
+        written.append(path)
+        path = yamls / "yolov9-column-stock.yaml"
+        path.write_text(COLUMN_STOCK_YAML, "utf-8")
         written.append(path)
     if variant.rtdetr and variant.backbones:
         first = variant.backbones[0]

@@ -111,9 +111,22 @@ SIGN_NODES = (
 )
 
 
+def _dispatched_names(node: cst.CSTNode) -> list[str]:
+    """The names a type-dispatch test compares ``m`` with: ``m in {A, B}`` (set, tuple, list), ``m is A``."""
+    if not (isinstance(node, cst.Comparison) and m.matches(node.left, m.Name("m")) and len(node.comparisons) == 1):
+        return []
+    target = node.comparisons[0]
+    if isinstance(target.operator, cst.Is):
+        return [target.comparator.value] if isinstance(target.comparator, cst.Name) else []
+    if isinstance(target.operator, cst.In) and isinstance(target.comparator, (cst.Set, cst.Tuple, cst.List)):
+        return [e.value.value for e in target.comparator.elements if isinstance(e.value, cst.Name)]
+    return []
+
+
 class _Signs(cst.CSTVisitor):
-    def __init__(self):
+    def __init__(self, shipped: frozenset = frozenset()):
         self.depth_in_parse_model = 0
+        self.shipped = shipped
         self.found: dict[str, cst.CSTNode] = {}  # meaning -> first node showing it
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -126,6 +139,14 @@ class _Signs(cst.CSTVisitor):
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         super().on_visit(node)
+        if self.shipped and self.depth_in_parse_model and isinstance(node, cst.If):
+            names = [name for name in _dispatched_names(node.test) if name in self.shipped]
+            if names:  # bbpatch's branch comes last in the dispatch: this one would take these names from it
+                meaning = (
+                    f"parse_model has a branch of its own for {', '.join(names)}, a class the bbpatch package ships "
+                    "(bbpatch's branch would never see it)"
+                )
+                self.found.setdefault(meaning, node)
         if not isinstance(node, SIGN_NODES):
             return True
         for pattern, where, meaning in SIGNS:
@@ -136,15 +157,16 @@ class _Signs(cst.CSTVisitor):
         return not isinstance(node, (cst.Import, cst.ImportFrom))  # ultralytics.nn.backbone.x is no attribute check
 
 
-def evidence(tasks: bytes) -> list[str]:
-    """What in ``tasks`` looks like the recipe's hand edits (or bbpatch's edits without a manifest), with lines."""
-    if not CANDIDATES.search(tasks):
+def evidence(tasks: bytes, shipped: frozenset = frozenset()) -> list[str]:
+    """What in ``tasks`` looks like the recipe's hand edits (or bbpatch's edits without a manifest), with lines;
+    ``shipped``: the class names bbpatch's package exports (a hand-made branch for one of them is a hand edit)."""
+    if not CANDIDATES.search(tasks) and not any(name.encode() in tasks for name in shipped):
         return []
     try:
         module = cst.parse_module(tasks)
     except (cst.ParserSyntaxError, SyntaxError, UnicodeDecodeError, LookupError):
         return []  # not Python: the parse that follows reports that clearly
-    signs = _Signs()
+    signs = _Signs(frozenset(shipped))
     module.visit(signs)
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     return [f"tasks.py line {positions[node].start.line}: {meaning}" for meaning, node in signs.found.items()]

@@ -223,7 +223,8 @@ class _ParseModel:
             )
             return [wrapper]
         stock = list(wrapper.orelse.body.body)
-        self.recipe.removed.append(f"parse_model line {line}: 'if {code(wrapper.test)}: ... else:' around the stock code")
+        test = code(wrapper.test)
+        self.recipe.removed.append(f"parse_model line {line}: 'if {test}: ... else:' around the stock code")
         return [stock[0].with_changes(leading_lines=wrapper.leading_lines), *stock[1:]]
 
     def _without_recipe_branches(self, head: cst.If) -> cst.If:
