@@ -110,7 +110,7 @@ head:
   - [[2, 3, 12], 1, Detect, [nc]]  # 13
 """
 
-COLUMN_STOCK_YAML = """# no recipe backbone: its probe runs at the recipe's 640; the split's bias makes BatchNorm see the size
+COLUMN_STOCK_YAML = """# no recipe backbone: probed at the recipe's 640; the split's bias makes BatchNorm see the size
 nc: 4
 scales:
   n: [0.33, 0.25, 1024]

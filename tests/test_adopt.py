@@ -376,3 +376,65 @@ def test_an_adoption_record_that_would_put_code_into_the_registry_is_refused(fre
     result = run_cli("apply", str(fresh_tree))
     assert result.returncode == 2 and "unreadable bbpatch manifest ('adopted': backbone" in result.stderr
     assert tree_bytes(fresh_tree) == before
+
+
+def test_each_finding_is_said_once_at_its_own_line(fresh_tree):
+    """Two loop tails reading the same are two findings at two lines; one edit made at two places is one note."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(column=True), fresh_tree / "models")
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    recipe_text = tasks.read_text()
+    adopted = run_cli("adopt", str(fresh_tree), "--dry-run")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    notes = [line for line in adopted.stdout.splitlines() if "note: " in line]
+    assert len(notes) == len(set(notes)), notes
+    assert sum("'i + 4 if backbone else i' -> 'i' (2 places)" in note for note in notes) == 1, notes
+
+    tail = "isinstance(c2, list) and not goldyolo and not two_backbone"
+    tasks.write_text(recipe_text.replace(tail, "isinstance(c2, list) and m not in {Low_FAM}"))
+    lines = refused(fresh_tree, 4)
+    assert len(lines) == 2 and len(set(lines)) == 2, lines
+    text = tasks.read_text().splitlines()
+    for line in lines:
+        number = int(line.split("tasks.py line ")[1].split(":")[0])
+        assert "and m not in {Low_FAM}" in text[number - 1], (line, text[number - 1])
+
+
+def test_a_column_flag_that_no_branch_sets_is_the_recipes_own_test(fresh_tree):
+    """A public tree tests 'isinstance(c2, list) and not goldyolo' and never sets goldyolo: no modules of the user's
+    take a list c2 there, so the tail is the recipe's and the tree is adopted (not refused as a second family)."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(column=True), fresh_tree / "models")
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    text = tasks.read_text().replace("            goldyolo = True\n", "")
+    assert "goldyolo = True" not in text
+    tasks.write_text(text)
+    hand_patched = tree_bytes(fresh_tree)
+    result = run_cli("adopt", str(fresh_tree))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "and not goldyolo and not two_backbone: ... else:' around the stock code" in result.stdout
+    adopted = tasks.read_text()
+    assert "goldyolo = False\n" in adopted and "two_backbone = True\n" in adopted  # the user's flags stay
+    assert "not goldyolo" not in adopted
+    assert run_cli("revert", str(fresh_tree)).returncode == 0
+    assert tree_bytes(fresh_tree) == hand_patched
+
+
+def test_apply_and_revert_handle_the_relative_modules_import(fresh_tree):
+    """Some forks' tasks.py imports 'from .modules import (...)': apply puts bbpatch's import after it."""
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    text = tasks.read_text()
+    tasks.write_text(text.replace("from ultralytics.nn.modules import (", "from .modules import (", 1))
+    before = tree_bytes(fresh_tree)
+    result = run_cli("apply", str(fresh_tree))
+    assert result.returncode == 0, result.stdout + result.stderr
+    patched = tasks.read_text()
+    after_import = patched.index(")\n", patched.index("from .modules import (")) + 2
+    assert patched[after_import:].startswith("from ultralytics.nn.Addmodules import *  # noqa")
+    built = run_json(
+        fresh_tree,
+        "import json\nfrom ultralytics.nn.tasks import DetectionModel\n"
+        "m = DetectionModel('yolov8-mobilenetv4.yaml', verbose=False)\n"
+        "print(json.dumps([type(m.model[0]).__module__, m.model[1].i, m.stride.tolist()]))",
+    )
+    assert built == ["ultralytics.nn.Addmodules.timm_backbones", 5, [8.0, 16.0, 32.0]]
+    assert run_cli("revert", str(fresh_tree)).returncode == 0
+    assert tree_bytes(fresh_tree) == before
