@@ -261,6 +261,9 @@ class Variant:
     column: bool = False  # the blog column's later tasks.py: goldyolo and two_backbone beside the backbone flag
     range_pad: bool = False  # ch padded with 'for _ in range(5 - len(ch)): ch.insert(0, 0)'
     relative: bool = False  # tasks.py imports 'from .modules import (...)' and 'from .Addmodules import *'
+    # with column: the other family's tail 'isinstance(c2, list) and m not in {CBLinear, SplitMaps}', which sets the
+    # flag itself (the branches set none)
+    exclude: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -304,10 +307,8 @@ def _branches(variant: Variant, indent: str) -> str:
     def body(backbones):
         b = backbones[0]
         call = "m(*args)" if b.with_args else "m()"
-        return (
-            f"{indent}    m = {call}\n{indent}    c2 = m.{b.attr}  # returns the channel list\n"
-            f"{indent}    {variant.flag} = True\n"
-        )
+        flag = "" if variant.exclude else f"{indent}    {variant.flag} = True\n"  # the other family sets it below
+        return f"{indent}    m = {call}\n{indent}    c2 = m.{b.attr}  # returns the channel list\n{flag}"
 
     groups: dict = {}
     for b in variant.backbones:
@@ -338,7 +339,10 @@ def patch_tasks(text: str, variant: Variant) -> str:
         text = _sub(text, r"^[ \t]*elif m is CBLinear:\n(?:[ \t]+.*\n)*?(?=[ \t]*elif m is CBFuse)", "")
         text = _sub(text, r"^[ \t]*elif m is CBFuse:\n[ \t]+c2 = ch\[f\[-1\]\]\n", "")
         final = re.search(r"^([ \t]*)else:\n\s*c2 = ch\[f\]\n", text, re.M)
-        gold += COLUMN_BRANCHES.format(i=indent)
+        branches = COLUMN_BRANCHES.format(i=indent)
+        if variant.exclude:
+            branches = "".join(line for line in branches.splitlines(True) if not line.endswith("= True\n"))
+        gold += branches
     text = text[: final.start()] + gold + text[final.start() :]
     if not variant.backbones:  # a reader who added only modules (steps 1-3) and a branch of their own
         return text
@@ -348,7 +352,7 @@ def patch_tasks(text: str, variant: Variant) -> str:
         r"^([ \t]*)(for i, \(f, n, m, args\) in enumerate\(d\[.backbone.\] \+ d\[.head.\]\):.*\n)",
         lambda g: f"{g[1]}{variant.flag} = False\n{g[1]}{g[2]}{g[1]}    t = m\n",
     )
-    if variant.column:
+    if variant.column and not variant.exclude:
         text = _replace(text, f"{variant.flag} = False\n", f"{variant.flag} = False\n{indent[:-4]}goldyolo = False\n"
                         f"{indent[:-4]}two_backbone = False\n")
     # step 5: the backbone branch, after the user's own GOLD-YOLO branch, before the final else
@@ -359,7 +363,10 @@ def patch_tasks(text: str, variant: Variant) -> str:
     kind = re.search(r"^([ \t]*)(t = str\(m\)\[8:-2\].*\n)", text, re.M)
     i = build.group(1)
     test = "isinstance(c2, list) and not goldyolo and not two_backbone" if variant.column else "isinstance(c2, list)"
-    kept = f"{i}if {test}:\n{i}    m_ = m\n{i}    m_.backbone = True\n"
+    flag_set = ""
+    if variant.exclude:
+        test, flag_set = "isinstance(c2, list) and m not in {CBLinear, SplitMaps}", f"{i}    {variant.flag} = True\n"
+    kept = f"{i}if {test}:\n{flag_set}{i}    m_ = m\n{i}    m_.backbone = True\n"
     tail = f"{kept}{i}else:\n{i}    {build[2]}{i}    {kind[2]}"
     text = text[: kind.start()] + text[kind.end() :]
     text = text[: build.start()] + tail + text[build.end() :]

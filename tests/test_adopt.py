@@ -128,6 +128,10 @@ VARIANTS = {
         "8.4.190",
         Variant(backbones=ALL_KINDS, column=True, range_pad=True, rtdetr=True),
     ),
+    "8.1.47 the other family: 'isinstance(c2, list) and m not in {...}' with the flag set in the tail": (
+        "8.1.47",
+        Variant(backbones=ALL_KINDS[1:], column=True, exclude=True, range_pad=True, flag="is_backbone"),
+    ),
     "8.3.100 modules only: an Addmodules import and a branch of the user's, no backbone": (
         "8.3.100",
         Variant(backbones=()),
@@ -349,19 +353,19 @@ def test_apply_on_an_adopted_tree_keeps_the_layout_and_revert_still_gives_the_ha
     assert tree_bytes(fresh_tree) == hand_patched
 
 
-def test_a_loop_tail_that_keeps_other_channel_lists_apart_is_refused(fresh_tree):
-    """Public trees whose own modules take a list c2 test 'isinstance(c2, list) and m not in {...}': bbpatch's
-    edits tell a backbone by its list c2, so adopt says what it found and changes nothing."""
+def test_a_loop_tail_that_keeps_a_recipe_backbone_apart_is_refused(fresh_tree):
+    """The other family's tail 'isinstance(c2, list) and m not in {...}' is adopted (VARIANTS); naming a recipe
+    backbone there builds that backbone twice, which no YAML survives: adopt says so and changes nothing."""
     make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
     tasks = fresh_tree / "ultralytics/nn/tasks.py"
     text = tasks.read_text().replace(
         "        if isinstance(c2, list):\n            m_ = m\n",
-        "        if isinstance(c2, list) and m not in {Low_FAM}:\n            m_ = m\n",
+        "        if isinstance(c2, list) and m not in {Low_FAM, MyNet}:\n            m_ = m\n",
         1,
     )
     tasks.write_text(text)
     (line,) = refused(fresh_tree, 4)
-    assert "the layer loop tests 'isinstance(c2, list) and m not in {Low_FAM}'" in line
+    assert "the loop tail keeps MyNet apart, which a recipe branch builds as a backbone" in line
 
 
 def test_an_adoption_record_that_would_put_code_into_the_registry_is_refused(fresh_tree):
@@ -390,13 +394,13 @@ def test_each_finding_is_said_once_at_its_own_line(fresh_tree):
     assert sum("'i + 4 if backbone else i' -> 'i' (2 places)" in note for note in notes) == 1, notes
 
     tail = "isinstance(c2, list) and not goldyolo and not two_backbone"
-    tasks.write_text(recipe_text.replace(tail, "isinstance(c2, list) and m not in {Low_FAM}"))
+    tasks.write_text(recipe_text.replace(tail, "isinstance(c2, list) and m not in {MyNet}"))
     lines = refused(fresh_tree, 4)
     assert len(lines) == 2 and len(set(lines)) == 2, lines
     text = tasks.read_text().splitlines()
     for line in lines:
         number = int(line.split("tasks.py line ")[1].split(":")[0])
-        assert "and m not in {Low_FAM}" in text[number - 1], (line, text[number - 1])
+        assert "and m not in {MyNet}" in text[number - 1], (line, text[number - 1])
 
 
 def test_a_column_flag_that_no_branch_sets_is_the_recipes_own_test(fresh_tree):
@@ -438,3 +442,38 @@ def test_apply_and_revert_handle_the_relative_modules_import(fresh_tree):
     assert built == ["ultralytics.nn.Addmodules.timm_backbones", 5, [8.0, 16.0, 32.0]]
     assert run_cli("revert", str(fresh_tree)).returncode == 0
     assert tree_bytes(fresh_tree) == before
+
+
+def test_adopt_of_the_column_tree_killed_after_every_write_is_rolled_back(tmp_path):
+    """SIGKILL after the journal and after each one of adopt's writes, not a sample: the next command rolls the
+    column tree back to the hand-patched bytes and folders; the last run gets to the end and adopts it."""
+    from test_kill_importable import BBPATCH, folders, killed_after_each_write
+
+    from bbpatch.disk.journal import JOURNAL
+    from bbpatch.engine.tree import find_tree
+
+    from helpers import Preloaded
+
+    root, _ = recipe_tree(tmp_path, "8.4.190", Variant(backbones=ALL_KINDS, column=True, range_pad=True))
+    hand_patched, hand_folders = tree_bytes(root), folders(root)
+    tree = find_tree(root)
+    _, writes = adoption.plan_adopt(tree)
+    created = {f for p, data in writes.items() if data is not None for f in p.parents if tree.package in f.parents}
+    planned = len(writes) + len({folder for folder in created if not folder.exists()})
+
+    with Preloaded(["bbpatch.cli"]) as bbpatch_cli:
+
+        def between(n):
+            assert (root / "ultralytics" / JOURNAL).is_file(), n
+
+        def recovered(n):
+            result = bbpatch_cli.run(BBPATCH.format(args=["status", str(root)]))
+            assert "an interrupted bbpatch adopt was rolled back" in result.stdout, (n, result.stdout)
+            assert tree_bytes(root) == hand_patched, f"adopt killed after write {n}: not rolled back exactly"
+            assert folders(root) == hand_folders, f"adopt killed after write {n}: folders left behind"
+
+        kills = killed_after_each_write(bbpatch_cli, "adopt", root, between, recovered)
+    assert kills == planned + 1  # killed after the journal (write 0) and after every one of its writes
+    assert run_cli("status", str(root)).returncode == 0
+    assert run_cli("revert", str(root)).returncode == 0
+    assert tree_bytes(root) == hand_patched and folders(root) == hand_folders

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 import bbpatch.engine.matchers as m
+from bbpatch.engine.cst import StatementLines
 
 CANDIDATES = re.compile(
     rb"Addmodules|width_list|\bbackbone\s*=\s*True|\bm\s*=\s*m\s*\(|\bc2\s*=\s*m\s*\.|\bch\s*\.\s*(?:extend|insert)\b"
@@ -127,7 +127,8 @@ class _Signs(cst.CSTVisitor):
     def __init__(self, shipped: frozenset = frozenset()):
         self.depth_in_parse_model = 0
         self.shipped = shipped
-        self.found: dict[str, cst.CSTNode] = {}  # meaning -> first node showing it
+        self.found: dict[str, tuple] = {}  # meaning -> (the top-level statement it is in, the first node showing it)
+        self.statement = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.name.value == "parse_model" or self.depth_in_parse_model:
@@ -146,14 +147,14 @@ class _Signs(cst.CSTVisitor):
                     f"parse_model has a branch of its own for {', '.join(names)}, a class the bbpatch package ships "
                     "(bbpatch's branch would never see it)"
                 )
-                self.found.setdefault(meaning, node)
+                self.found.setdefault(meaning, (self.statement, node))
         if not isinstance(node, SIGN_NODES):
             return True
         for pattern, where, meaning in SIGNS:
             if meaning in self.found or (where == "parse_model" and not self.depth_in_parse_model):
                 continue
             if m.matches(node, pattern):
-                self.found[meaning] = node
+                self.found[meaning] = (self.statement, node)
         return not isinstance(node, (cst.Import, cst.ImportFrom))  # ultralytics.nn.backbone.x is no attribute check
 
 
@@ -167,6 +168,8 @@ def evidence(tasks: bytes, shipped: frozenset = frozenset()) -> list[str]:
     except (cst.ParserSyntaxError, SyntaxError, UnicodeDecodeError, LookupError):
         return []  # not Python: the parse that follows reports that clearly
     signs = _Signs(frozenset(shipped))
-    module.visit(signs)
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    return [f"tasks.py line {positions[node].start.line}: {meaning}" for meaning, node in signs.found.items()]
+    for index, statement in enumerate(module.body):
+        signs.statement = index
+        statement.visit(signs)
+    lines = StatementLines(module)
+    return [f"tasks.py line {lines.line(index, node)}: {meaning}" for meaning, (index, node) in signs.found.items()]

@@ -23,11 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 import bbpatch.engine.matchers as m
 from bbpatch.engine import hand_patched
-from bbpatch.engine.cst import code
+from bbpatch.engine.cst import StatementLines, code
 from bbpatch.engine.edits.base import LAYER_LOOP, TASKS
 from bbpatch.engine.edits.flops_full_size import PROBE_STRIDE
 from bbpatch.engine.edits.forward_outputs import FORWARD_LOOP_FUNCTIONS, SAVE_OUTPUT
@@ -99,12 +98,6 @@ def _is_backbone_check(node: cst.CSTNode) -> bool:
     return False
 
 
-def _lines(module: cst.Module) -> dict:
-    """Each node's first line in ``module``: its own place, not the first line that reads the same."""
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    return {node: place.start.line for node, place in positions.items()}
-
-
 def _names_tested(test: cst.BaseExpression) -> list[str] | None:
     """The names in ``m in {A, B}`` / ``m in (A,)`` / ``m in [A]`` / ``m is A``; None for any other test."""
     if not (isinstance(test, cst.Comparison) and m.matches(test.left, m.Name("m")) and len(test.comparisons) == 1):
@@ -131,14 +124,14 @@ def _names_tested(test: cst.BaseExpression) -> list[str] | None:
 class _ParseModel:
     """Takes the recipe's edits out of one parse_model, recording what it read into ``recipe``."""
 
-    def __init__(self, module: cst.Module, recipe: Recipe):
+    def __init__(self, module: cst.Module, recipe: Recipe, index: int, lines: StatementLines):
         self.module, self.recipe = module, recipe
-        self.lines = _lines(module)
+        self.index, self.lines = index, lines  # parse_model is module.body[index]
         self.flags: set[str] = set()  # parse_model's names only ever set to True or False
         self.flag_branches: list[tuple[str, str]] = []  # (flag, message): branches setting a flag, building nothing
 
     def line(self, node: cst.CSTNode) -> int:
-        return self.lines.get(node, 0)
+        return self.lines.line(self.index, node)
 
     def fn(self, fn: cst.FunctionDef) -> cst.FunctionDef:
         body = list(fn.body.body)
@@ -420,10 +413,10 @@ class _ModelMethods(cst.CSTTransformer):
 
 def remove_from_tasks(module: cst.Module, recipe: Recipe) -> cst.Module:
     """tasks.py with the recipe's edits taken out (``recipe`` records what it read and what it could not)."""
-    body = []
-    for statement in module.body:
+    body, lines = [], StatementLines(module)
+    for index, statement in enumerate(module.body):
         if isinstance(statement, cst.FunctionDef) and statement.name.value == "parse_model":
-            statement = _ParseModel(module, recipe).fn(statement)
+            statement = _ParseModel(module, recipe, index, lines).fn(statement)
         body.append(statement)
     module = module.with_changes(body=body)
     module = module.visit(_ModelMethods(recipe))
