@@ -110,6 +110,8 @@ def _names_tested(test: cst.BaseExpression) -> list[str] | None:
     container = target.comparator
     if isinstance(container, cst.Call) and m.matches(container.func, m.Name("frozenset")) and container.args:
         container = container.args[0].value
+    if isinstance(container, cst.Dict) and not container.elements:
+        return []  # ``m in {}`` with every name taken out: a branch that never matches
     if not isinstance(container, (cst.Set, cst.Tuple, cst.List)):
         return None
     names = [element.value for element in container.elements]
@@ -139,7 +141,7 @@ class _ParseModel:
         if loop_index is None:
             return fn
         loop = body[loop_index]
-        self.flags = _flags_of(fn)
+        self.flags, self.assigned = _flags_of(fn), _assigned_names(fn)
         self.recipe.flags |= _shift_flags(fn) & self.flags  # 'i + 4 if backbone else i' reads the recipe's flag
         loop_body = self.layer_loop(list(loop.body.body))
         body[loop_index] = loop.with_changes(body=loop.body.with_changes(body=loop_body))
@@ -165,8 +167,7 @@ class _ParseModel:
             elif isinstance(statement, cst.If) and m.findall(statement.test, IS_CHANNEL_LIST):
                 self.recipe.problems.append(
                     f"nn/tasks.py line {self.line(statement)}: the layer loop tests "
-                    f"'{code(statement.test)[:90]}': modules of yours take a channel-list c2 beside the backbones, "
-                    "and bbpatch's edits tell a backbone by its list c2"
+                    f"'{code(statement.test)[:90]}', not a recipe loop tail adopt knows"
                 )
                 new_body.append(statement)
             elif isinstance(statement, cst.If) and statement.orelse is not None:
@@ -181,19 +182,40 @@ class _ParseModel:
         return new_body
 
     def _is_tail_test(self, test) -> bool:
-        """``isinstance(c2, list)``, or the blog column's ``... and not goldyolo and not two_backbone``: flags of
-        parse_model's that a layer with a list c2 which is no backbone sets (GOLD-YOLO's Split, YOLOv9's CBLinear).
-        bbpatch's edits build such a layer as stock does: a backbone is a layer its branch built."""
+        """``isinstance(c2, list)``, and beside it what keeps a layer with a list c2 that is no backbone apart: the
+        blog column's ``not goldyolo and not two_backbone`` (flags that GOLD-YOLO's Split or YOLOv9's CBLinear branch
+        sets), or another family's ``m not in {ChannelTransformer, ...}``. bbpatch's edits build such a layer as
+        stock does (a backbone is a layer its branch built), so neither is needed once they are in."""
         terms = _and_terms(test)
         lists = [term for term in terms if m.matches(term, IS_CHANNEL_LIST)]
-        flags = [term for term in terms if term not in lists]
-        return len(lists) == 1 and all(
-            isinstance(f, cst.UnaryOperation)
-            and isinstance(f.operator, cst.Not)
-            and isinstance(f.expression, cst.Name)
-            and f.expression.value in self.flags
-            for f in flags
-        )
+        others = [term for term in terms if term not in lists]
+        return len(lists) == 1 and all(self._is_flag_test(t) or _excluded_names(t) is not None for t in others)
+
+    def _is_flag_test(self, term) -> bool:
+        """``not goldyolo``: a flag of parse_model's, or a name it never sets (then the test raised NameError)."""
+        if not (
+            isinstance(term, cst.UnaryOperation)
+            and isinstance(term.operator, cst.Not)
+            and isinstance(term.expression, cst.Name)
+        ):
+            return False
+        name = term.expression.value
+        if name not in self.flags and name in self.assigned:
+            return False
+        if name not in self.assigned:
+            self.recipe.kept.append(
+                f"parse_model line {self.line(term)}: 'not {name}' reads a name parse_model never sets: there the "
+                "hand-patched tree raised NameError for any layer with a list c2; adopted, such layers build"
+            )
+        return True
+
+    def _kept_apart_backbones(self, test) -> list[str]:
+        """Recipe backbones that a tail's ``m not in {...}`` keeps apart: built in their branch, then built again."""
+        excluded = [name for term in _and_terms(test) for name in _excluded_names(term) or ()]
+        return [name for name in excluded if name in self.recipe.backbones]
+
+    def _sets_flag(self, statement) -> bool:
+        return statement.body[0].targets[0].target.value in self.flags
 
     @staticmethod
     def _is_channel_list_sum(statement) -> bool:
@@ -208,15 +230,24 @@ class _ParseModel:
         if not isinstance(wrapper.orelse, cst.Else):
             self.recipe.problems.append(f"nn/tasks.py line {line}: 'if isinstance(c2, list):' without an else branch")
             return [wrapper]
-        strange = [s for s in wrapper.body.body if not _is_recipe_tail_statement(s)]
+        flag_sets = [s for s in wrapper.body.body if m.matches(s, FLAG_SET) and self._sets_flag(s)]
+        strange = [s for s in wrapper.body.body if not _is_recipe_tail_statement(s) and s not in flag_sets]
+        clash = self._kept_apart_backbones(wrapper.test)
+        if clash:
+            self.recipe.problems.append(
+                f"nn/tasks.py line {line}: the loop tail keeps {', '.join(clash)} apart, which a recipe branch builds "
+                "as a backbone: the tree cannot build that layer"
+            )
+            return [wrapper]
         if strange:
             self.recipe.problems.append(
                 f"nn/tasks.py line {self.line(strange[0])}: the recipe's channel-list branch also runs "
                 f"'{code(strange[0]).strip().splitlines()[0]}'"
             )
             return [wrapper]
+        self.recipe.flags |= {s.body[0].targets[0].target.value for s in flag_sets}  # the other family's flag
         stock = list(wrapper.orelse.body.body)
-        test = code(wrapper.test)
+        test = _shortened(code(wrapper.test))
         self.recipe.removed.append(f"parse_model line {line}: 'if {test}: ... else:' around the stock code")
         return [stock[0].with_changes(leading_lines=wrapper.leading_lines), *stock[1:]]
 
@@ -257,7 +288,7 @@ class _ParseModel:
         other = [s for s in statements if s not in builds + flags + channels]
         problems = []
         if names is None:
-            test = code(branch.test)
+            test = " ".join(code(branch.test).split())
             problems.append(f"nn/tasks.py line {line}: a backbone branch tests '{test}', not 'm in {{...}}'")
         if len(channels) != 1:
             problems.append(f"nn/tasks.py line {line}: a backbone branch without one 'c2 = m.<channels>'")
@@ -274,14 +305,32 @@ class _ParseModel:
         for name in names:
             self.recipe.backbones[name] = RecipeBackbone(name, attr, with_args)
         self.recipe.flags |= {flag.body[0].targets[0].target.value for flag in flags}
-        self.recipe.removed.append(f"parse_model line {line}: the backbone branch for {', '.join(names)}")
+        listed = ", ".join(names) or "no name ('m in {}' never matched)"
+        self.recipe.removed.append(f"parse_model line {line}: the backbone branch for {listed}")
         return True
+
+
+def _shortened(text: str, most: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 4] + " ..."
 
 
 def _and_terms(test) -> list:
     if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And) and not test.lpar:
         return [*_and_terms(test.left), *_and_terms(test.right)]
     return [test]
+
+
+def _excluded_names(term) -> list[str] | None:
+    """The names of ``m not in {A, B}`` (a set, tuple or list of names); None for any other test."""
+    if not (isinstance(term, cst.Comparison) and m.matches(term.left, m.Name("m")) and len(term.comparisons) == 1):
+        return None
+    target = term.comparisons[0]
+    container = target.comparator
+    if not isinstance(target.operator, cst.NotIn) or not isinstance(container, (cst.Set, cst.Tuple, cst.List)):
+        return None
+    names = [element.value for element in container.elements]
+    return [n.value for n in names] if names and all(isinstance(n, cst.Name) for n in names) else None
 
 
 def _flags_of(fn: cst.FunctionDef) -> set[str]:
@@ -292,6 +341,14 @@ def _flags_of(fn: cst.FunctionDef) -> set[str]:
         literal = value.value if isinstance(value, cst.Name) and value.value in ("True", "False") else None
         values.setdefault(assign.targets[0].target.value, set()).add(literal)
     return {name for name, seen in values.items() if None not in seen}
+
+
+def _assigned_names(fn: cst.FunctionDef) -> set[str]:
+    """The names ``fn`` binds: its parameters, and the targets of its assignments and for loops."""
+    bound = {param.name.value for param in fn.params.params}
+    for node in m.findall(fn, m.AssignTarget() | m.For() | m.AugAssign()):
+        bound |= {name.value for name in m.findall(node.target, m.Name())}
+    return bound
 
 
 SHIFTED = m.IfExp(
