@@ -210,10 +210,15 @@ def test_shipped_yamls_build_bbpatchs_class_beside_the_users_of_the_same_name(tm
     }
 
 
-def test_verify_fast_passes_on_an_adopted_tree(fresh_tree, tmp_path):
-    yamls = make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+COLUMN = Variant(backbones=ALL_KINDS[:2], column=True)  # the blog column's tasks.py (goldyolo, two_backbone)
+
+
+@pytest.mark.parametrize("spec", [Variant(), COLUMN], ids=["seed", "column"])
+def test_verify_fast_passes_on_an_adopted_tree(fresh_tree, tmp_path, spec):
+    yamls = make_recipe_tree(fresh_tree / "ultralytics", spec, fresh_tree / "models")
     adoption.adopt(fresh_tree)
-    result = run_cli("verify", str(fresh_tree), "--fast", "--yaml", "yolov8-mobilenetv4", "--yaml", str(yamls[0]))
+    mine = [arg for yaml in (yamls if spec.column else yamls[:1]) for arg in ("--yaml", str(yaml))]
+    result = run_cli("verify", str(fresh_tree), "--fast", "--yaml", "yolov8-mobilenetv4", *mine)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
@@ -263,7 +268,8 @@ def test_an_unrecognised_recipe_variant_is_refused_one_line_per_reason(fresh_tre
     assert "also runs 'print(c2)'" in lines[1]
 
 
-def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
+@pytest.mark.parametrize("spec", [Variant(), COLUMN], ids=["seed", "column"])
+def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path, spec):
     """The fork workflow (tests/test_git.py) on an adopted tree: the merge driver keeps the user's lines and the
     adopted layout, the post-merge hook refreshes the record, the recipe backbones still build."""
     from test_git import assert_fully_patched_at, bbpatch, git, put_release
@@ -276,7 +282,7 @@ def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", f"ultralytics {old}")
     git(repo, "branch", "upstream")
-    yamls = make_recipe_tree(repo / "ultralytics", Variant(), repo / "models")
+    yamls = make_recipe_tree(repo / "ultralytics", spec, repo / "models")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "the blog recipe, by hand")
     assert bbpatch("adopt", cwd=repo).returncode == 0
@@ -301,9 +307,13 @@ def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
     assert set(report["adopted"]["backbones"]) == {"FasterNet", "MyNet"}
     assert (repo / "ultralytics/nn/Addmodules/bbpatch/_adopted.py").is_file()
 
+    if spec.column:  # the user's flags and their branches merged with upstream's lines, still there
+        assert "two_backbone = True\n" in tasks and "goldyolo = True\n" in tasks and "not two_backbone" not in tasks
     after = build(repo, yamls, "before", tmp_path / "after")
     for name, built in after.items():
-        assert built["layers"][0] == before[name]["layers"][0] and built["layers"][1][0] == 5, name
+        first = 1 if name == "yolov9-column-stock" else 5
+        assert built["layers"][0] == before[name]["layers"][0] and built["layers"][1][0] == first, name
+        assert [row[3] for row in built["layers"]] == [row[3] for row in before[name]["layers"]], name
         assert built["stride"] == [8.0, 16.0, 32.0]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from bbpatch.engine import hand_patched
@@ -11,6 +13,8 @@ from bbpatch.engine.encoding import source_encoding
 from bbpatch.engine.tree import Tree, TreeError
 
 LEFTOVER_MARKS = ("bbpatch_", "ultralytics.nn.Addmodules", "backbone = False")
+# the marks as bbpatch writes them: 'backbone = False' on its own, not the column's 'two_backbone = False'
+LEFTOVER = re.compile(r"bbpatch_|ultralytics\.nn\.Addmodules|(?<![\w.])backbone = False")
 
 
 class RevertRefused(TreeError):
@@ -52,7 +56,7 @@ def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
     leftovers = [
         n
         for n, line in enumerate(text.splitlines(), 1)
-        if any(mark in line for mark in LEFTOVER_MARKS) and line.strip() not in users_lines
+        if LEFTOVER.search(line) and line.strip() not in users_lines
     ]
     if leftovers:
         raise RevertRefused(
