@@ -82,6 +82,10 @@ HAND_EDITS = {
         [(FINAL_ELSE, "        elif m is conv_bn_hswish:\n            c2 = args[0]\n" + FINAL_ELSE)],
         "a branch of its own for conv_bn_hswish",
     ),
+    "a hand-made frozenset branch for a backbone bbpatch ships": (
+        [(FINAL_ELSE, "        elif m in frozenset({FasterNetT0}):\n            c2 = args[0]\n" + FINAL_ELSE)],
+        "a branch of its own for FasterNetT0",
+    ),
     "relative Addmodules import": (
         [("from ultralytics.nn.modules import (", "from .Addmodules import *\nfrom ultralytics.nn.modules import (")],
         "imports an Addmodules package",

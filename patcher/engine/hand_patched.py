@@ -118,8 +118,11 @@ def _dispatched_names(node: cst.CSTNode) -> list[str]:
     target = node.comparisons[0]
     if isinstance(target.operator, cst.Is):
         return [target.comparator.value] if isinstance(target.comparator, cst.Name) else []
-    if isinstance(target.operator, cst.In) and isinstance(target.comparator, (cst.Set, cst.Tuple, cst.List)):
-        return [e.value.value for e in target.comparator.elements if isinstance(e.value, cst.Name)]
+    container = target.comparator
+    if isinstance(container, cst.Call) and m.matches(container.func, m.Name("frozenset")) and container.args:
+        container = container.args[0].value  # ``m in frozenset({A, B})``, as releases from 8.3 write the dispatch
+    if isinstance(target.operator, cst.In) and isinstance(container, (cst.Set, cst.Tuple, cst.List)):
+        return [e.value.value for e in container.elements if isinstance(e.value, cst.Name)]
     return []
 
 

@@ -10,7 +10,10 @@ the flag's name) and removes the recipe's edits structurally, each by the invers
 - the flag's ``backbone = False`` before the layer loop and ``t = m`` first in it go;
 - ``if isinstance(c2, list): <recipe> else: <stock>`` in the loop tail becomes ``<stock>``, and so does
   ``if hasattr(m, "backbone"): <recipe> else: <stock>`` in the forward loops;
-- ``i + 4 if backbone else i`` becomes ``i``; ``s = 640`` in a model's ``__init__`` becomes ``s = 256``;
+- the blog column's ``... and not goldyolo and not two_backbone`` and the other family's ``... and m not in {...}``
+  beside ``isinstance(c2, list)`` go with it (the user's flags and the branches that set them stay);
+- ``i + 4 if backbone else i`` becomes ``i``; ``s = 640`` in a model's ``__init__`` becomes ``s = 256`` where the
+  release probes in eval mode (kept where the probe moves BatchNorm statistics);
 - get_flops' ``stride = 640`` becomes upstream's line again where the recipe left it as a comment above.
 
 Everything else in the files is the user's and stays byte for byte (their imports of their modules included).
@@ -130,6 +133,7 @@ class _ParseModel:
         self.module, self.recipe = module, recipe
         self.index, self.lines = index, lines  # parse_model is module.body[index]
         self.flags: set[str] = set()  # parse_model's names only ever set to True or False
+        self.assigned: set[str] = set()  # every name parse_model binds
         self.flag_branches: list[tuple[str, str]] = []  # (flag, message): branches setting a flag, building nothing
 
     def line(self, node: cst.CSTNode) -> int:
