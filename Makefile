@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ISOLATED_VENVS := .venv-tflite .venv-coreml
 MAIN_SITE = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: install tflite-venv coreml-venv test demo bench sweep upstream-tests lint clean
+.PHONY: install tflite-venv coreml-venv test demo bench sweep sweep-adopt upstream-tests lint clean
 
 install: $(STAMP) $(ISOLATED_VENVS:%=%/.installed)
 
@@ -50,6 +50,27 @@ bench: install
 
 sweep: install
 	$(PY) -m bbpatch.releases.sweep
+
+# bbpatch adopt on the public recipe trees of patcher/releases/adopt_corpus.json (archives in .cache/adopt-corpus),
+# every tree's YAMLs built before and after in a venv of the sweep's own: the main venv's packages through a .pth,
+# plus the extra packages the trees' modules import. SWEEP_ADOPT_ARGS: e.g. -j 2, --max-yamls 6, tree names.
+SWEEP_ADOPT_VENV := .cache/adopt-sweep-venv
+SWEEP_ADOPT_EXTRAS := einops dill mmcv-lite mmengine PyWavelets easydict thop torchsummary
+SWEEP_ADOPT_ARGS ?=
+
+SWEEP_ADOPT_PTH = "$$($(SWEEP_ADOPT_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/bbpatch-main-venv.pth"
+
+# the .pth goes in before pip, so the extras' own requirements are met by the main venv's packages
+$(SWEEP_ADOPT_VENV)/.installed: $(STAMP)
+	$(PYTHON) -m venv --clear $(SWEEP_ADOPT_VENV)
+	echo "import site; site.addsitedir('$(MAIN_SITE)')" > $(SWEEP_ADOPT_PTH)
+	$(SWEEP_ADOPT_VENV)/bin/python -m pip install -q $(SWEEP_ADOPT_EXTRAS)
+	touch $@
+
+# the .pth is written again on every run: the cache is shared between checkouts, each with its own main venv
+sweep-adopt: install $(SWEEP_ADOPT_VENV)/.installed
+	echo "import site; site.addsitedir('$(MAIN_SITE)')" > $(SWEEP_ADOPT_PTH)
+	$(PY) -m bbpatch.releases.adopt_sweep --python $(SWEEP_ADOPT_VENV)/bin/python --write-docs $(SWEEP_ADOPT_ARGS)
 
 # ultralytics' own tests (from the installed release's sdist) on an unpatched and a patched copy
 upstream-tests: install

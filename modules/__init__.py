@@ -10,6 +10,7 @@ this folder is picked up the same way: no edit of ``tasks.py`` is needed (see do
 import importlib
 import pkgutil
 import sys
+import types
 
 from ._runtime import *  # noqa: F401,F403
 from ._runtime import RECIPE_BACKBONES, USER_NAMES
@@ -41,4 +42,23 @@ def _export_marked_classes():
                     __all__.append(name)
 
 
+def _answer_to_the_adopted_name():
+    """Make ``ultralytics.nn.Addmodules.bbpatch.<file>`` (bbpatch's package in an adopted tree, what its checkpoints
+    name) this package's modules too, in a plain tree: such a checkpoint then loads here (docs/adopt.md).
+
+    Each alias is a module of that name holding the same objects, so ``_SafeLoad`` registers the classes under it.
+    """
+    if __name__ != "ultralytics.nn.Addmodules":
+        return
+    adopted = f"{__name__}.bbpatch"
+    if adopted in sys.modules:  # a user's module of that name was imported first: theirs
+        return
+    for name, module in [(n, m) for n, m in sys.modules.items() if n == __name__ or n.startswith(__name__ + ".")]:
+        alias = types.ModuleType(adopted + name[len(__name__) :], module.__doc__)
+        own = ("__name__", "__spec__", "__loader__")
+        alias.__dict__.update({k: v for k, v in vars(module).items() if k not in own})
+        sys.modules[alias.__name__] = alias
+
+
 _export_marked_classes()
+_answer_to_the_adopted_name()

@@ -183,3 +183,19 @@ def test_plot_labels_of_a_crowded_cluster_do_not_overlap():
         assert not a.overlaps(b), (a, b)
     assert all(frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1 for box in boxes)
     plt.close(fig)
+
+
+def test_verify_bench_against_a_commit_runs_that_commits_bbpatch(tmp_path):
+    """``--against REV``: bbpatch's package as it is at REV, unpacked where PYTHONPATH puts it before this one."""
+    import os
+    import subprocess
+    import sys
+
+    from bbpatch.benchmarks.verify import source_at
+
+    folder = source_at("HEAD", tmp_path)
+    assert (folder / "bbpatch" / "verify" / "runtime.py").is_file() and not (folder / "patcher").exists()
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    code = "import bbpatch.verify.runtime as r; print(r.__file__)"
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == str(folder / "bbpatch" / "verify" / "runtime.py")

@@ -265,6 +265,28 @@ def test_fast_builds_leave_inputs_the_real_convolution_refuses_to_it():
         fast(torch.rand(1, 3, 2, 2), torch.zeros(4, 3, 3, 3))  # a 3x3 kernel on a 2x2 image
 
 
+def test_fast_builds_batch_norm_to_the_real_output_shape_and_leave_refused_inputs_to_it():
+    import torch
+    import torch.nn.functional as F
+
+    from bbpatch.verify.checks import fast_build, shape_only_batch_norm
+
+    fast, bn = shape_only_batch_norm(F.batch_norm), torch.nn.BatchNorm2d(4)
+    statistics = bn.running_mean, bn.running_var, bn.weight, bn.bias
+    for x, training in ((torch.rand(2, 4, 5, 3), True), (torch.rand(1, 4, 1, 1), False), (torch.rand(3, 4), True)):
+        assert fast(x, *statistics, training).shape == F.batch_norm(x, *statistics, training).shape
+    with pytest.raises(RuntimeError, match="running_mean should contain 5 elements"):
+        fast(torch.rand(1, 5, 3, 3), *statistics)  # 5 channels, statistics for 4
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        fast(torch.rand(1, 4, 1, 1), *statistics, True)
+    batch_norm, reset = F.batch_norm, torch.nn.Conv2d.reset_parameters
+    with fast_build():
+        assert F.batch_norm is not batch_norm and torch.nn.Conv2d.reset_parameters is not reset
+        conv = torch.nn.Conv2d(3, 8, 3)
+    assert not conv.weight.any() and not conv.bias.any()
+    assert F.batch_norm is batch_norm and torch.nn.Conv2d.reset_parameters is reset
+
+
 def test_a_fast_build_has_the_strides_and_parameters_of_a_real_one(patched_tree):
     """Every shipped YAML (all heads: YOLO26 end-to-end, seg, pose, OBB, RT-DETR): the same structure either way."""
     code = """

@@ -7,6 +7,7 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
+from recipe_trees import Backbone, Variant, make_recipe_tree
 
 from bbpatch import api
 from bbpatch.cli.models import list_command, yaml_command
@@ -14,7 +15,7 @@ from bbpatch.engine.tree import find_tree
 from bbpatch.models import catalog, strides, yamlgen
 
 from conftest import copy_package, installed_package, release_package
-from helpers import run_cli, run_json, run_py
+from helpers import run_cli, run_json, run_py, tree_bytes
 
 # base -> the closing layers of its backbone that stay, right after the new backbone
 V8, V11 = ["SPPF"], ["SPPF", "C2PSA"]
@@ -612,3 +613,93 @@ def test_adapt_channels_gives_a_head_that_assumes_stock_channels_those_channels(
     refused = yaml_cli("--base", str(pooled), "--backbone", "MobileNetV4ConvSmall", "--tree", str(fork_tree),
                        "--adapt-channels")  # fmt: skip
     assert_refused(refused, "pooled.yaml", "cannot adapt channels to layer 2 (HaarPool)")
+
+
+# ---------------------------------------------------------------- a derived YAML always builds (issue 23)
+
+
+def test_a_head_that_needs_the_stock_channels_gets_the_adapters_by_default(fork_tree, tmp_path):
+    """forkfuse's ScaleFuse, like YOLOv13's HyperACE, builds only with the stock channel ratio: `bbpatch yaml` builds
+    the plain derivation in the tree, sees it fail, and writes the adapted one, which builds."""
+    base = fork_tree / "ultralytics" / "cfg" / "models" / "fork" / "forkfuse.yaml"
+    out = tmp_path / "yolov8n-forkfuse-default.yaml"
+    result = yaml_cli("--base", str(base), "--backbone", "MobileNetV4ConvSmall", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "does not build with MobileNetV4ConvSmall's channels" in notes[0]
+    assert "channels" in notes[0] and "--no-adapt-channels" in notes[0]
+    assert out.read_text() == yamlgen.derive(str(base), "MobileNetV4ConvSmall", adapt_channels=True)
+    built = run_json(fork_tree, ADAPTED_BUILDS.replace("PATHS", repr({"default": str(out)})))
+    assert built["default"][:4] == ["MobileNetV4ConvSmall", *["ultralytics.nn.modules.conv.Conv"] * 3]
+
+    refused_out = tmp_path / "refused.yaml"
+    refused = yaml_cli("--base", str(base), "--backbone", "MobileNetV4ConvSmall", "--no-adapt-channels",
+                       "-o", str(refused_out))  # fmt: skip
+    assert_refused(refused, "forkfuse.yaml", "does not build", "channels", "--adapt-channels")
+    assert not refused_out.exists()
+
+    p1 = base.with_name("forkp1.yaml")  # a head that takes any channels: no adapters, nothing to note
+    plain = yaml_cli("--base", str(p1), "--backbone", "MobileNetV4ConvSmall")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == yamlgen.derive(str(p1), "MobileNetV4ConvSmall") and "note:" not in plain.stderr
+
+
+def test_a_tree_not_patched_on_disk_builds_the_check_in_memory_and_stays_as_it_was(tmp_path):
+    root = fork_like_tree(tmp_path / "unpatched")
+    before = tree_bytes(root)
+    base = root / "ultralytics" / "cfg" / "models" / "fork" / "forkfuse.yaml"
+    result = yaml_cli("--base", str(base), "--backbone", "FasterNetT0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == yamlgen.derive(str(base), "FasterNetT0", adapt_channels=True)
+    assert tree_bytes(root) == before  # bbpatch's import hook patched it for the check's process only
+
+
+BROKEN_HEAD = """
+nc: 2
+backbone:
+  - [-1, 1, Conv, [16, 3, 2]]
+  - [-1, 1, Conv, [32, 3, 2]]
+  - [-1, 1, Conv, [64, 3, 2]]
+head:
+  - [2, 1, Broken, []]
+  - [[-1], 1, Detect, [nc]]
+"""
+
+
+def test_a_yaml_that_does_not_build_even_with_adapters_is_refused_and_not_written(fork_tree, tmp_path):
+    base = tmp_path / "brokenhead.yaml"
+    base.write_text(BROKEN_HEAD)
+    out = tmp_path / "out.yaml"
+    for option in ([], ["--adapt-channels"]):
+        result = yaml_cli("--base", str(base), "--backbone", "MobileNetV4ConvSmall", "--tree", str(fork_tree),
+                          "-o", str(out), *option)  # fmt: skip
+        assert_refused(result, "brokenhead.yaml", "does not build", "Broken needs a GPU kernel")
+        assert not out.exists()
+    assert yaml.safe_load(yamlgen.derive(str(base), "MobileNetV4ConvSmall"))  # derivable: only the build fails
+
+
+def test_on_an_adopted_tree_the_yaml_says_when_a_name_builds_the_users_class(tmp_path):
+    """A recipe tree with its own FasterNet: a derived YAML is the user's, so FasterNet builds their class; the
+    command says so, and names the TimmBackbone that builds bbpatch's. A name only bbpatch has gets no note."""
+    root = copy_package(release_package("8.4.190"), tmp_path / "tree")
+    make_recipe_tree(root / "ultralytics", Variant(backbones=(Backbone("FasterNet"),)), root / "models")
+    assert api.adopt(root).state == "adopted"
+    users = yaml_cli("--tree", str(root), "--base", "yolov8n.yaml", "--backbone", "FasterNet")
+    assert users.returncode == 0, users.stderr
+    assert users.stdout == yamlgen.derive("yolov8n.yaml", "FasterNet", tree=str(root))
+    [note] = [line for line in users.stderr.splitlines() if line.startswith("note: ")]
+    assert "ultralytics.nn.Addmodules.fasternet.FasterNet" in note and "not bbpatch's" in note
+    assert f"timm:{catalog.lookup('FasterNet').timm_name}" in note
+    ours = yaml_cli("--tree", str(root), "--base", "yolov8n.yaml", "--backbone", "FasterNetT0")
+    assert ours.returncode == 0 and "note:" not in ours.stderr, ours.stderr
+
+
+def test_the_build_checks_the_derived_text_not_a_stock_yaml_of_a_similar_name(fork_tree, tmp_path):
+    """ultralytics reads `yolov8n.yaml` as `yolov8.yaml`, which the tree has: the check must build the derived text
+    (here one whose head needs the stock channels, refused without adapters), not the stock model."""
+    base = tmp_path / "x1l" / "yolov8n.yaml"  # a scale letter in the folder too
+    base.parent.mkdir()
+    base.write_text((fork_tree / "ultralytics" / "cfg" / "models" / "fork" / "forkfuse.yaml").read_text())
+    refused = yaml_cli("--base", str(base), "--backbone", "MobileNetV4ConvSmall", "--tree", str(fork_tree),
+                       "--no-adapt-channels")  # fmt: skip
+    assert_refused(refused, "yolov8n.yaml", "does not build", "--adapt-channels")

@@ -6,7 +6,9 @@
 - ``verify --formats onnx,openvino``: the same gate proving the CPU deployment formats only [at its CPU floor]
 - ``verify --formats none``: the same gate without the export matrix                       [at its CPU floor]
 
-(``--no-full`` skips the last three: minutes.) Each row also gives the CPU seconds of every process verify ran
+(``--no-full`` skips the last three: minutes. ``--against REV``: the cold ``--fast`` runs alternate with the same
+runs of bbpatch as it was at that git commit, and the ratios are printed: on a shared machine the side-by-side
+ratio means more than either wall time.) Each row also gives the CPU seconds of every process verify ran
 (user + system). The full gate's budget is its CPU floor: on N CPUs its wall time cannot go below CPU / N, and
 it must stay within 5% of that (wall <= 1.05 x CPU / N), i.e. keep every CPU busy to the end. ``--fast`` cold
 has an absolute budget, 5 s on the 2-core reference machine. Wall times stretch with the machine's load, so
@@ -16,11 +18,13 @@ the bench prints the load average before and after.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -37,9 +41,12 @@ FAST_COLD_TARGET = 5.0
 FLOOR_MARGIN = 1.05  # full gate: wall <= 1.05 x CPU seconds / CPUs
 
 
-def timed_verify(root: Path, cache_home: Path, *options: str) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system, every process verify started) of one verify run."""
+def timed_verify(root: Path, cache_home: Path, *options: str, source: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, every process verify started) of one verify run
+    (``source``: a folder whose ``bbpatch`` package runs instead of this one)."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH", "")) if p)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     command = [sys.executable, "-m", "bbpatch", "verify", str(root), *options]
@@ -61,6 +68,35 @@ def measure(root: Path, scratch: Path, rounds: int, full: bool) -> dict[str, lis
     return figures
 
 
+def source_at(revision: str, folder: Path) -> Path:
+    """bbpatch's package (``patcher/`` in the checkout) at a git ``revision``, unpacked as ``folder/bbpatch``."""
+    checkout = Path(__file__).resolve().parents[2]
+    archive = subprocess.run(
+        ["git", "-C", str(checkout), "archive", revision, "patcher"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    (folder / "patcher").rename(folder / "bbpatch")
+    return folder
+
+
+def side_by_side(root: Path, scratch: Path, rounds: int, revision: str) -> dict[str, list[tuple[float, float]]]:
+    """Cold ``--fast`` runs of this bbpatch and of ``revision``'s, alternating, each with an empty build cache."""
+    base = source_at(revision, scratch / "against")
+    new, old = [], []
+    for i in range(rounds):
+        new.append(timed_verify(root, scratch / f"new{i}", "--fast"))
+        old.append(timed_verify(root, scratch / f"old{i}", "--fast", source=base))
+    return {"verify --fast, cold": new, f"verify --fast, cold at {revision}": old}
+
+
+def print_ratios_against(figures: dict, revision: str) -> None:
+    (new, old) = [figures[name] for name in ("verify --fast, cold", f"verify --fast, cold at {revision}")]
+    wall = statistics.median(w for w, _ in new) / statistics.median(w for w, _ in old)
+    cpu = statistics.median(c for _, c in new) / statistics.median(c for _, c in old)
+    print(f"  --fast cold, this / {revision}: wall {wall:.2f}, CPU {cpu:.2f} (medians, runs alternating)")
+
+
 def budget_verdict(name: str, walls: list[float], cpus: list[float]) -> str:
     if name == "verify --fast, cold":
         return f"  target <= {FAST_COLD_TARGET:g} s: {'met' if max(walls) <= FAST_COLD_TARGET else 'NOT met'}"
@@ -76,6 +112,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-full", dest="full", action="store_false", help="skip the full verify run")
+    parser.add_argument("--against", metavar="REV", help="also time --fast cold with bbpatch at this git commit")
     args = parser.parse_args(argv)
     from bbpatch import api
 
@@ -84,7 +121,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as temp:
         root = copy_of_installed(Path(temp, "tree"))
         api.apply(root)
-        figures = measure(root, Path(temp), args.rounds, args.full)
+        if args.against:
+            figures = side_by_side(root, Path(temp), args.rounds, args.against)
+        else:
+            figures = measure(root, Path(temp), args.rounds, args.full)
     print(f"verify wall times, seconds (ultralytics at {package}, {os.cpu_count()} CPUs)")
     print(f"  load average before {load[0]}, after {os.getloadavg()[0]:.2f} (other jobs stretch every figure)")
     for name, runs in figures.items():
@@ -93,6 +133,8 @@ def main(argv=None):
         cpu = f"CPU {statistics.median(cpus):6.1f}"
         verdict = budget_verdict(name, walls, cpus)
         print(f"  {name:<32} {spread}  {cpu}  ({len(runs)} runs){verdict}")
+    if args.against:
+        print_ratios_against(figures, args.against)
 
 
 if __name__ == "__main__":

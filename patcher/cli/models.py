@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from bbpatch.engine.tree import TreeError
-from bbpatch.models import catalog, yamlgen
+from bbpatch.models import catalog
+from bbpatch.yamlcheck import build
 
 EXIT_BAD_INPUT = 2
 
@@ -36,24 +37,29 @@ def pretrained_arg(value):
     "default: the tree holding --base when it is a file in one, else ./ultralytics or the installed package.",
 )
 @click.option(
-    "--adapt-channels",
-    is_flag=True,
-    help="Add 1x1 Convs after the backbone that give the head the stock backbone's channels, for heads that "
-    "assume them (YOLOv13's HyperACE); measured in the tree.",
+    "--adapt-channels/--no-adapt-channels",
+    default=None,
+    help="1x1 Convs after the backbone that give the head the stock backbone's channels, for heads that assume "
+    "them (YOLOv13's HyperACE). Default: added only when the YAML does not build without them; "
+    "--no-adapt-channels refuses such a head instead.",
 )
 def yaml_command(base, backbone, pretrained, output, tree, adapt_channels):
     """Derive a model YAML from BASE with its backbone replaced by BACKBONE (layer 0, head renumbered).
 
     Each replaced layer's stride comes from a table of stock modules, or is measured by building the layers
-    in the tree's own ultralytics (a subprocess): a fork's modules count as what they do.
+    in the tree's own ultralytics (a subprocess): a fork's modules count as what they do. The derived YAML is
+    built and run in that tree before it is written (a tree not patched on disk is patched in memory for it).
     """
     args = [] if pretrained is None else [pretrained_arg(pretrained)]
     if output is not None and Path(base).is_file() and output.resolve() == Path(base).resolve():
         bad_input(f"{output}: that is the base YAML; write the derived one to another file")
     try:
-        text = yamlgen.derive(base, backbone, args, tree, adapt_channels)
+        built = build.derive_built(base, backbone, args, tree, adapt_channels)
     except (KeyError, ValueError, TreeError) as error:
         bad_input(error.args[0] if error.args else error)
+    for note in built.notes:
+        click.echo(f"note: {note}", err=True)
+    text = built.text
     if output is None:
         click.echo(text, nl=False)
         return

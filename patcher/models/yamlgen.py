@@ -466,7 +466,7 @@ def derive(base, backbone, args=(), tree=None, adapt_channels=False):
         f"Layer 0 is the backbone: its maps fill layers 0-4 ({level_slots(module, layer_args)}).",
     ]
     if adapt_channels:
-        header.append("Layers 5 on are 1x1 Convs giving the head the stock backbone's channels (--adapt-channels).")
+        header.append("Layers 5 on are 1x1 Convs giving the head the stock backbone's channels (channel adapters).")
     if scale in scales:
         header.append(f"Scale {scale!r} comes first in 'scales': it is the default when the file name has none.")
     return dump(model, header)

@@ -206,6 +206,31 @@ def shape_only_conv2d(conv2d):
     return conv
 
 
+def shape_only_batch_norm(batch_norm):
+    """``F.batch_norm`` for a --fast build: its input, which has the output's shape, without the arithmetic
+    (the values of a --fast build are read by no check). Inputs the real one would refuse go to it, for its
+    error: channels the statistics do not match, one value per channel in training mode."""
+
+    def norm(input, running_mean, running_var, weight=None, bias=None, training=False, *args, **kwargs):
+        channels = [t.numel() for t in (running_mean, running_var, weight, bias) if t is not None]
+        one_value = training and input.dim() >= 2 and input.numel() == input.shape[1]
+        if input.dim() < 2 or one_value or any(c != input.shape[1] for c in channels):
+            return batch_norm(input, running_mean, running_var, weight, bias, training, *args, **kwargs)
+        return input
+
+    return norm
+
+
+def zeroed_parameters(conv):
+    """``reset_parameters`` of a convolution in a --fast build: the zeros its replaced fills would write."""
+    import torch
+
+    with torch.no_grad():
+        conv.weight.zero_()
+        if conv.bias is not None:
+            conv.bias.zero_()
+
+
 RANDOM_DRAWS = ("normal_", "uniform_")  # the tensor methods timm's own initializers draw with
 
 
@@ -229,9 +254,11 @@ def fast_build():
     """For ``verify --fast``, whose only check is the build: construction without work no check looks at.
 
     torch.nn.init's random fills, and the tensors' own random draws that timm's initializers call, write zeros
-    (about 20% of a build's CPU: every conv is filled by torch, then often again by timm); autograd is off (the
-    stride probe's forward records no graph); and the stride probe's convolutions produce their output's
-    shape, not its values (``shape_only_conv2d``: a quarter of a build's CPU). A build check is about
+    (about 20% of a build's CPU: every conv is filled by torch, then often again by timm), and a convolution's
+    ``reset_parameters`` writes them without computing the bounds of the draws it no longer makes; autograd is
+    off (the stride probe's forward records no graph); and the stride probe's convolutions and batch norms
+    produce their output's shape, not its values (``shape_only_conv2d``: a quarter of a build's CPU;
+    ``shape_only_batch_norm``: 3%). A build check is about
     structure (layers, channels, strides), never weight values or gradients; code that calls the fills still
     runs, every other layer of the probe runs for real, and the full verify builds exactly as training does.
     """
@@ -247,7 +274,9 @@ def fast_build():
             stack.enter_context(replaced(torch.nn.init, name, zeros))
         for name in RANDOM_DRAWS:
             stack.enter_context(replaced(torch.Tensor, name, zeros))
+        stack.enter_context(replaced(torch.nn.modules.conv._ConvNd, "reset_parameters", zeroed_parameters))
         stack.enter_context(replaced(F, "conv2d", shape_only_conv2d(F.conv2d)))
+        stack.enter_context(replaced(F, "batch_norm", shape_only_batch_norm(F.batch_norm)))
         stack.enter_context(torch.no_grad())
         yield
 

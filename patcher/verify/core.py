@@ -188,6 +188,7 @@ def in_plan_order(results, models, stock) -> list[Result]:
 
 
 DATA_CHECKS = ("train", "reload", "safe_load")  # the checks that read the synthetic dataset
+FAST_CHECKS = {c.name for c in CHECKS if c.fast}
 
 
 def run_tasks(patched: PatchedTree, tasks, scratch: Path, jobs: int, on_result) -> list[Result]:
@@ -203,6 +204,8 @@ def run_tasks(patched: PatchedTree, tasks, scratch: Path, jobs: int, on_result) 
     pythons = {f.name: exports.isolated_python(f) for f in exports.FORMATS if f.name in trees}
     workers = {f.name: min(f.workers, jobs) for f in exports.FORMATS if f.name in trees}
     prepare = (lambda: write_dataset(data.parent)) if needs_data else None
+    compiler = not all(set(t.checks) <= FAST_CHECKS for t in tasks)  # builds never compile: --fast's zygote is lighter
     return Runner(
-        tasks, trees, env, scratch, data, jobs, on_result, pythons=pythons, prepare=prepare, pool_sizes=workers
-    ).run()
+        tasks, trees, env, scratch, data, jobs, on_result, pythons=pythons, prepare=prepare, pool_sizes=workers,
+        compiler=compiler,
+    ).run()  # fmt: skip

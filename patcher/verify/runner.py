@@ -107,8 +107,9 @@ class Worker:
 class Zygote:
     """One interpreter that preloads torch and timm, then forks the initial workers (see runtime.zygote)."""
 
-    def __init__(self, workdir, data, env):
+    def __init__(self, workdir, data, env, compiler=True):
         self.workdir, self.data, self.env = workdir, data, env
+        self.compiler = compiler  # preload torch._dynamo too (False: the workers import it if they use it)
         self.requests, self.keep = [], []  # fork requests; the orchestrator's ends of every pipe
 
     def add(self, name, tree_root, env, threads):
@@ -130,6 +131,7 @@ class Zygote:
     def start(self):
         fds = [fd for pair in self.keep for fd in pair]
         command = runtime_command(self.workdir, self.data) + ["--zygote", ",".join(map(str, fds))]
+        command += [] if self.compiler else ["--defer-compiler"]
         with open(self.workdir / "zygote.log", "w") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=log, stderr=log, cwd=self.workdir, env=self.env,
@@ -145,7 +147,7 @@ class Zygote:
 class Runner:
     def __init__(
         self, tasks, trees, env, workdir, data, jobs, on_result=None, timeout=TASK_TIMEOUT, pythons=None, prepare=None,
-        pool_sizes=None,
+        pool_sizes=None, compiler=True,
     ):  # fmt: skip
         self.prepare = prepare  # called once the workers are starting, before the first task is sent
         self.pending = list(tasks)
@@ -162,6 +164,7 @@ class Runner:
         self.broken_pools: dict[str, str] = {}
         self.restarts = 0
         self.zygote = None
+        self.compiler = compiler  # False when no task uses torch's compiler (--fast): a shorter zygote import
 
     # ------------------------------------------------------------ workers
 
@@ -189,7 +192,7 @@ class Runner:
 
     def start_workers(self):
         """Every pool's initial workers, forked from one zygote."""
-        zygote = Zygote(self.workdir, self.data, self.env)
+        zygote = Zygote(self.workdir, self.data, self.env, self.compiler)
         pools = {t.pool for t in self.pending}
         for pool in sorted(pools):
             count = min(self.pool_sizes.get(pool, 1), sum(t.pool == pool for t in self.pending))

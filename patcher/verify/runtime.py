@@ -1,7 +1,8 @@
 """Worker process for the runtime checks: ``python -m bbpatch.verify.runtime --tree ROOT --workdir DIR --data FILE``.
 
 With ``--zygote FDS`` it instead preloads torch and timm once and forks workers on request, each on its
-own pair of inherited pipes (see ``runner.Zygote``): one slow import instead of one per worker.
+own pair of inherited pipes (see ``runner.Zygote``): one slow import instead of one per worker
+(``--defer-compiler``: without ``torch._dynamo``, see ``preload``).
 
 Puts the target tree first on ``sys.path``, imports its ultralytics, then reads one task per line (JSON)
 from stdin and answers on stdout with one JSON message per line:
@@ -105,6 +106,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--zygote", metavar="FD,FD,...", help="fork workers on request; these inherited fds are their pipes"
     )
+    parser.add_argument(
+        "--defer-compiler", action="store_true", help="the zygote leaves torch._dynamo to the workers that use it"
+    )
     return parser.parse_args(argv)
 
 
@@ -129,26 +133,11 @@ def serve(args, tasks, messages):
     return 0
 
 
-# Imported once by the zygote and shared by every forked worker: the slow, tree-independent part of start-up
-# (timm pulls in torchvision and torch._dynamo). ultralytics itself is imported after the fork, from the
-# worker's own tree and with its own environment (ULTRALYTICS_SAFE_LOAD is read at import).
-PRELOAD = ("torch", "torchvision", "timm", "cv2", "numpy", "yaml", "PIL.Image")
-
-
-def preload():
-    import importlib
-
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    assert "ultralytics" not in sys.modules, "a preloaded module imported ultralytics"
-
-
 def zygote(args):
     """Preload, then fork one worker per request line: {"tree", "env", "threads", "fds": [read, write], "log"}."""
-    preload()
+    from .preload import preload
+
+    preload(compiler=not args.defer_compiler)
     pipes = {int(fd) for fd in args.zygote.split(",") if fd}  # still open here: every worker's not yet forked
     children = []
     for line in sys.stdin:

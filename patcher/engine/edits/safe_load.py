@@ -1,4 +1,9 @@
-"""11. Restricted checkpoint loading (``_SafeLoad``, 8.4.100+) allows module classes from the Addmodules package."""
+"""11. Restricted checkpoint loading (``_SafeLoad``, 8.4.100+) allows module classes from the Addmodules package.
+
+Both names of bbpatch's package are allowed: ``ultralytics.nn.Addmodules`` (an applied tree, the import hook) and
+``ultralytics.nn.Addmodules.bbpatch`` (a tree adopted from the blog recipe; ``bbpatch.modules`` gives a plain tree
+that name too), so a checkpoint trained in either kind of tree loads in both.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from bbpatch.engine.edits.base import (
 )
 
 ADDMODULES = "ultralytics.nn.Addmodules"
+ADOPTED_PACKAGE = f"{ADDMODULES}.bbpatch"
+ALLOWED = (ADDMODULES, ADOPTED_PACKAGE)  # what the edit adds to a package set, in this order
 
 
 def _strings(node: cst.Set) -> set[str]:
@@ -61,11 +68,12 @@ class AllowAddmodules(Edit):
     """Later releases allow classes by parent package on demand: the package set gets one more name."""
 
     def anchors(self, module):
-        sets = [(b, s) for b in self.scope(module) for s in allowed_parent_sets(b) if ADDMODULES not in _strings(s)]
+        blocks = self.scope(module)
+        sets = [(b, s) for b in blocks for s in allowed_parent_sets(b) if ADOPTED_PACKAGE not in _strings(s)]
         return sets + SCAN_ADDMODULES.anchors(module)
 
     def applied(self, module):
-        sets = [(b, s) for b in self.scope(module) for s in allowed_parent_sets(b) if ADDMODULES in _strings(s)]
+        sets = [(b, s) for b in self.scope(module) for s in allowed_parent_sets(b) if ADOPTED_PACKAGE in _strings(s)]
         return sets + SCAN_ADDMODULES.applied(module)
 
     def status(self, module):
@@ -82,9 +90,13 @@ class AllowAddmodules(Edit):
         if not isinstance(node, cst.Set):
             return SCAN_ADDMODULES.apply_at(module, block, node)
 
-        last = node.elements[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        added = cst.Element(template_expression("safe_load"))
-        return replace_inside(module, block, node, node.with_changes(elements=[*node.elements[:-1], last, added]))
+        comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        templates = dict(zip(ALLOWED, ("safe_load", "safe_load_adopted")))
+        added = [cst.Element(template_expression(templates[name])) for name in ALLOWED if name not in _strings(node)]
+        elements = [*node.elements[:-1], node.elements[-1].with_changes(comma=comma), *added]
+        elements[:-1] = [e.with_changes(comma=comma) for e in elements[:-1]]
+        elements[-1] = elements[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return replace_inside(module, block, node, node.with_changes(elements=elements))
 
     def revert_at(self, module, block, node):
         if not isinstance(node, cst.Set):
@@ -92,7 +104,7 @@ class AllowAddmodules(Edit):
         kept = [
             e
             for e in node.elements
-            if not (isinstance(e.value, cst.SimpleString) and e.value.evaluated_value == ADDMODULES)
+            if not (isinstance(e.value, cst.SimpleString) and e.value.evaluated_value in ALLOWED)
         ]
         kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return replace_inside(module, block, node, node.with_changes(elements=kept))
@@ -101,7 +113,7 @@ class AllowAddmodules(Edit):
 EDIT = AllowAddmodules(
     name="safe_load",
     file=TASKS,
-    summary="_SafeLoad accepts nn.Module classes from ultralytics.nn.Addmodules",
+    summary="_SafeLoad accepts nn.Module classes from ultralytics.nn.Addmodules (and its adopted name, .bbpatch)",
     scope=function_body("_SafeLoad", "loading"),
     where="_SafeLoad",
     expected="allow-list to extend ('_scan(ul_tasks)' in _build, or the package set in loading)",
