@@ -65,6 +65,84 @@ class Low_FAM(nn.Module):
         return torch.cat([F.adaptive_avg_pool2d(t, size) for t in x], 1)
 '''
 
+SPLIT_FILE = '''
+import torch.nn as nn
+
+__all__ = ["SplitMaps", "PickMap"]
+
+
+class SplitMaps(nn.Module):
+    """GOLD-YOLO-like: one 1x1 conv, its channels split into a list of maps (a list c2 that is no backbone)."""
+
+    def __init__(self, c1, c2s):
+        super().__init__()
+        self.c2s = c2s
+        self.conv = nn.Conv2d(c1, sum(c2s), 1)
+
+    def forward(self, x):
+        return list(self.conv(x).split(self.c2s, 1))
+
+
+class PickMap(nn.Module):
+    def __init__(self, index):
+        super().__init__()
+        self.index = index
+
+    def forward(self, x):
+        return x[self.index]
+'''
+
+COLUMN_YAML = """# the column's model: a recipe backbone, YOLOv9's CBLinear/CBFuse (two_backbone), a split (goldyolo)
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, {backbone}, [{args}]]  # 0-4
+  - [-1, 1, SPPF, [256, 5]]  # 5
+head:
+  - [-1, 1, Conv, [128, 1, 1]]  # 6
+  - [2, 1, CBLinear, [[16, 32]]]  # 7 two_backbone
+  - [[7, 6], 1, CBFuse, [[1]]]  # 8
+  - [-1, 1, SplitMaps, [[64, 64]]]  # 9 goldyolo
+  - [9, 1, PickMap, [1]]  # 10
+  - [[-1, 5], 1, Concat, [1]]  # 11
+  - [-1, 1, C2f, [128]]  # 12
+  - [[2, 3, 12], 1, Detect, [nc]]  # 13
+"""
+
+COLUMN_STOCK_YAML = """# no recipe backbone: probed at the recipe's 640; the split's bias makes BatchNorm see the size
+nc: 4
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]  # 0-P1/2
+  - [-1, 1, Conv, [128, 3, 2]]  # 1-P2/4
+  - [-1, 1, Conv, [256, 3, 2]]  # 2-P3/8
+  - [-1, 1, Conv, [512, 3, 2]]  # 3-P4/16
+  - [-1, 1, Conv, [1024, 3, 2]]  # 4-P5/32
+head:
+  - [-1, 1, SplitMaps, [[128, 128]]]  # 5 goldyolo
+  - [5, 1, PickMap, [0]]  # 6
+  - [-1, 1, Conv, [256, 3, 1]]  # 7
+  - [[2, 3, 7], 1, Detect, [nc]]  # 8
+"""
+
+COLUMN_BRANCHES = """\
+{i}elif m is CBLinear:
+{i}    two_backbone = True
+{i}    c2 = args[0]
+{i}    c1 = ch[f]
+{i}    args = [c1, c2, *args[1:]]
+{i}elif m is CBFuse:
+{i}    c2 = ch[f[-1]]
+{i}elif m is SplitMaps:
+{i}    goldyolo = True
+{i}    c2 = [make_divisible(min(a, max_channels) * width, 8) for a in args[0]]
+{i}    args = [ch[f], c2]
+{i}elif m is PickMap:
+{i}    c2 = ch[f][args[0]]
+"""
+
 USER_YAML = """# the user's own model, written for the recipe's numbering (backbone maps 0..4)
 nc: 4
 scales:
@@ -137,9 +215,18 @@ RECIPE_FORWARD = """\
 """
 
 RECIPE_CH = """\
-{i}if isinstance(c2, list):
+{i}if {test}:
 {i}    ch.extend(c2)
 {i}    if len(c2) != 5:
+{i}        ch.insert(0, 0)
+{i}else:
+{i}    ch.append(c2)
+"""
+
+RANGE_PAD_CH = """\
+{i}if {test}:
+{i}    ch.extend(c2)
+{i}    for _ in range(5 - len(ch)):
 {i}        ch.insert(0, 0)
 {i}else:
 {i}    ch.append(c2)
@@ -171,6 +258,12 @@ class Variant:
     probe_640: bool = True
     flops_edit: bool = True
     rtdetr: bool = False  # the user also has an RT-DETR YAML (its predict loop carries the recipe's forward edit)
+    column: bool = False  # the blog column's later tasks.py: goldyolo and two_backbone beside the backbone flag
+    range_pad: bool = False  # ch padded with 'for _ in range(5 - len(ch)): ch.insert(0, 0)'
+    relative: bool = False  # tasks.py imports 'from .modules import (...)' and 'from .Addmodules import *'
+    # with column: the other family's tail 'isinstance(c2, list) and m not in {CBLinear, SplitMaps}', which sets the
+    # flag itself (the branches set none)
+    exclude: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -195,6 +288,8 @@ def write_modules(package: Path, variant: Variant) -> None:
             source += f"\n\ndef {backbone.factory}(*args):\n    return {backbone.cls}(*args)\n"
         files[backbone.cls.lower()] = source
     files["goldyolo"] = NECK_FILE
+    if variant.column:
+        files["splitmaps"] = SPLIT_FILE
     for name, source in files.items():
         (folder / f"{name}.py").write_text(source.lstrip(), "utf-8")
     init = "".join(f"from .{name} import *\n" for name in files) if variant.star_import else ""
@@ -203,7 +298,7 @@ def write_modules(package: Path, variant: Variant) -> None:
 
 def _imports(variant: Variant) -> str:
     if variant.star_import:
-        return "from ultralytics.nn.Addmodules import *\n"
+        return "from .Addmodules import *\n" if variant.relative else "from ultralytics.nn.Addmodules import *\n"
     modules = "".join(f"from ultralytics.nn.backbone.{b.cls.lower()} import {b.name}\n" for b in variant.backbones)
     return modules + "from ultralytics.nn.backbone.goldyolo import Low_FAM, conv_bn_hswish\n"
 
@@ -212,10 +307,8 @@ def _branches(variant: Variant, indent: str) -> str:
     def body(backbones):
         b = backbones[0]
         call = "m(*args)" if b.with_args else "m()"
-        return (
-            f"{indent}    m = {call}\n{indent}    c2 = m.{b.attr}  # returns the channel list\n"
-            f"{indent}    {variant.flag} = True\n"
-        )
+        flag = "" if variant.exclude else f"{indent}    {variant.flag} = True\n"  # the other family sets it below
+        return f"{indent}    m = {call}\n{indent}    c2 = m.{b.attr}  # returns the channel list\n{flag}"
 
     groups: dict = {}
     for b in variant.backbones:
@@ -233,13 +326,23 @@ def _branches(variant: Variant, indent: str) -> str:
 
 
 def patch_tasks(text: str, variant: Variant) -> str:
+    if variant.relative:  # the layout some forks have
+        text = _replace(text, "from ultralytics.nn.modules import (", "from .modules import (")
     # step 3: import everything from the package
-    modules_import = re.search(r"^from ultralytics\.nn\.modules import \([^)]*\)\n", text, re.M)
+    modules_import = re.search(r"^from (?:ultralytics\.nn|)\.modules import \([^)]*\)\n", text, re.M)
     at = modules_import.end() if variant.import_after else modules_import.start()
     text = text[:at] + _imports(variant) + text[at:]
     final = re.search(r"^([ \t]*)else:\n\s*c2 = ch\[f\]\n", text, re.M)
     indent = final.group(1)
     gold = f"{indent}elif m in (Low_FAM,):\n{indent}    c2 = sum(ch[x] for x in f)\n"
+    if variant.column:  # the column's own branches: a flag set, no layer built (stock CBLinear/CBFuse replaced)
+        text = _sub(text, r"^[ \t]*elif m is CBLinear:\n(?:[ \t]+.*\n)*?(?=[ \t]*elif m is CBFuse)", "")
+        text = _sub(text, r"^[ \t]*elif m is CBFuse:\n[ \t]+c2 = ch\[f\[-1\]\]\n", "")
+        final = re.search(r"^([ \t]*)else:\n\s*c2 = ch\[f\]\n", text, re.M)
+        branches = COLUMN_BRANCHES.format(i=indent)
+        if variant.exclude:
+            branches = "".join(line for line in branches.splitlines(True) if not line.endswith("= True\n"))
+        gold += branches
     text = text[: final.start()] + gold + text[final.start() :]
     if not variant.backbones:  # a reader who added only modules (steps 1-3) and a branch of their own
         return text
@@ -249,6 +352,9 @@ def patch_tasks(text: str, variant: Variant) -> str:
         r"^([ \t]*)(for i, \(f, n, m, args\) in enumerate\(d\[.backbone.\] \+ d\[.head.\]\):.*\n)",
         lambda g: f"{g[1]}{variant.flag} = False\n{g[1]}{g[2]}{g[1]}    t = m\n",
     )
+    if variant.column and not variant.exclude:
+        text = _replace(text, f"{variant.flag} = False\n", f"{variant.flag} = False\n{indent[:-4]}goldyolo = False\n"
+                        f"{indent[:-4]}two_backbone = False\n")
     # step 5: the backbone branch, after the user's own GOLD-YOLO branch, before the final else
     final = re.search(r"^([ \t]*)else:\n\s*c2 = ch\[f\]\n", text, re.M)
     text = text[: final.start()] + _branches(variant, indent) + text[final.start() :]
@@ -256,7 +362,11 @@ def patch_tasks(text: str, variant: Variant) -> str:
     build = re.search(r"^([ \t]*)(m_ = (?:torch\.)?nn\.Sequential\(.*\n)", text, re.M)
     kind = re.search(r"^([ \t]*)(t = str\(m\)\[8:-2\].*\n)", text, re.M)
     i = build.group(1)
-    kept = f"{i}if isinstance(c2, list):\n{i}    m_ = m\n{i}    m_.backbone = True\n"
+    test = "isinstance(c2, list) and not goldyolo and not two_backbone" if variant.column else "isinstance(c2, list)"
+    flag_set = ""
+    if variant.exclude:
+        test, flag_set = "isinstance(c2, list) and m not in {CBLinear, SplitMaps}", f"{i}    {variant.flag} = True\n"
+    kept = f"{i}if {test}:\n{flag_set}{i}    m_ = m\n{i}    m_.backbone = True\n"
     tail = f"{kept}{i}else:\n{i}    {build[2]}{i}    {kind[2]}"
     text = text[: kind.start()] + text[kind.end() :]
     text = text[: build.start()] + tail + text[build.end() :]
@@ -265,7 +375,8 @@ def patch_tasks(text: str, variant: Variant) -> str:
     flag = variant.flag
     text = _replace(text, "m_.i, m_.f, m_.type = i, f, t", f"m_.i, m_.f, m_.type = i + 4 if {flag} else i, f, t")
     text = _replace(text, "x % i for x in", f"x % (i + 4 if {flag} else i) for x in")
-    text = _sub(text, r"^([ \t]*)ch\.append\(c2\)\n", lambda g: RECIPE_CH.format(i=g[1]))
+    pad = RANGE_PAD_CH if variant.range_pad else RECIPE_CH
+    text = _sub(text, r"^([ \t]*)ch\.append\(c2\)\n", lambda g: pad.format(i=g[1], test=test))
     # step 7: every forward loop of the same shape (_predict_once, RT-DETR's predict ...)
     pair = re.compile(r"^( +)(x = m\(x\)  # run)\n\1(y\.append\(x if m\.i in self\.save else None\).*)\n", re.M)
     text = pair.sub(lambda g: RECIPE_FORWARD.format(i=g[1], test=variant.forward_test, run=g[2], save=g[3]), text)
@@ -294,6 +405,14 @@ def make_recipe_tree(package: Path, variant: Variant, yamls: Path) -> list[Path]
     for backbone in variant.backbones:
         path = yamls / f"yolov8-{backbone.name.lower()}.yaml"
         path.write_text(textwrap.dedent(USER_YAML.format(backbone=backbone.name, args=backbone.yaml_args)), "utf-8")
+        written.append(path)
+    if variant.column and variant.backbones:
+        first = variant.backbones[-1]
+        path = yamls / f"yolov9-column-{first.name.lower()}.yaml"
+        path.write_text(COLUMN_YAML.format(backbone=first.name, args=first.yaml_args), "utf-8")
+        written.append(path)
+        path = yamls / "yolov9-column-stock.yaml"
+        path.write_text(COLUMN_STOCK_YAML, "utf-8")
         written.append(path)
     if variant.rtdetr and variant.backbones:
         first = variant.backbones[0]

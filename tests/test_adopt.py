@@ -20,7 +20,7 @@ from conftest import copy_package, release_package
 from helpers import run_cli, run_json, tree_bytes
 
 BUILD = """
-import json, sys, torch
+import hashlib, json, sys, torch
 from pathlib import Path
 from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
 
@@ -33,11 +33,23 @@ def tensors(out):
         return [t for o in out for t in tensors(o)]
     return []
 
+def digest(tensors):
+    sha = hashlib.sha256()
+    for t in tensors:
+        sha.update(t.detach().contiguous().numpy().tobytes())
+    return sha.hexdigest()
+
 mode, store, result = {mode!r}, Path({store!r}), {{}}
 for yaml in {yamls!r}:
     name = Path(yaml).stem
-    torch.manual_seed(0 if mode == "before" else 1)
     kind = RTDETRDetectionModel if "RTDETRDecoder" in Path(yaml).read_text() else DetectionModel
+    torch.manual_seed(3)  # a fresh seeded build: the same parameters and BatchNorm statistics bit for bit
+    fresh = kind(yaml, verbose=False)
+    fresh_state = digest(fresh.state_dict().values())
+    with torch.no_grad():
+        image = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(4))
+        fresh_outputs = digest(tensors(fresh.eval()(image)))
+    torch.manual_seed(0 if mode == "before" else 1)
     model = kind(yaml, verbose=False)
     if mode == "before":
         torch.save(model.state_dict(), store / f"{{name}}.pt")
@@ -60,6 +72,7 @@ for yaml in {yamls!r}:
         "stride": model.stride.tolist(),
         "eps": sorted({{m.eps for m in model.model[0].modules() if isinstance(m, torch.nn.BatchNorm2d)}}),
         "same_outputs": same,
+        "fresh": [fresh_state, fresh_outputs],
     }}
 print(json.dumps(result))
 """
@@ -107,6 +120,18 @@ VARIANTS = {
             )
         ),
     ),
+    "8.3.70 the blog column's tasks.py (goldyolo, two_backbone), relative imports, probe in training mode": (
+        "8.3.70",
+        Variant(backbones=ALL_KINDS[:2], column=True, relative=True),
+    ),
+    "8.4.190 the blog column's tasks.py, ch padded by range(5 - len(ch)), RT-DETR": (
+        "8.4.190",
+        Variant(backbones=ALL_KINDS, column=True, range_pad=True, rtdetr=True),
+    ),
+    "8.1.47 the other family: 'isinstance(c2, list) and m not in {...}' with the flag set in the tail": (
+        "8.1.47",
+        Variant(backbones=ALL_KINDS[1:], column=True, exclude=True, range_pad=True, flag="is_backbone"),
+    ),
     "8.3.100 modules only: an Addmodules import and a branch of the user's, no backbone": (
         "8.3.100",
         Variant(backbones=()),
@@ -138,7 +163,8 @@ def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
     for name, data in hand_patched.items():  # every user file kept as it was; only the two patched files differ
         if not name.endswith(("nn/tasks.py", "utils/torch_utils.py")):
             assert (root / name).read_bytes() == data, name
-    assert "from ultralytics.nn.Addmodules import *\n" in (package / "nn/tasks.py").read_text() or not spec.star_import
+    users_import = "from .Addmodules import *\n" if spec.relative else "from ultralytics.nn.Addmodules import *\n"
+    assert users_import in (package / "nn/tasks.py").read_text() or not spec.star_import
     assert "elif m in (Low_FAM,):\n            c2 = sum(ch[x] for x in f)\n" in (package / "nn/tasks.py").read_text()
 
     after = build(root, yamls, "after", tmp_path / "store")
@@ -148,9 +174,14 @@ def test_adopt_keeps_every_model_and_reverts_byte_exact(variant, tmp_path):
             k: v for k, v in before[name].items() if k != "same_outputs"
         }, name
         assert built["eps"] == [0.001], name  # ultralytics' initialize_weights reached the user's backbone as before
-        if spec.backbones:
+        if name == "yolov9-column-stock":  # a stock backbone, the user's split neck
+            assert built["layers"][1][0] == 1 and built["layers"][5][3].endswith(".SplitMaps")
+        elif spec.backbones:
             assert built["layers"][1][0] == 5  # the recipe's numbering: the layer after the backbone is 5
-            if not name.startswith("rtdetr"):  # the user's block, named like bbpatch's, stays the user's
+            if name.startswith("yolov9-column"):  # CBLinear, CBFuse and the split neck built as before
+                classes = [row[3].rsplit(".", 1)[-1] for row in built["layers"]]
+                assert classes[3:6] == ["CBLinear", "CBFuse", "SplitMaps"], classes
+            elif not name.startswith("rtdetr"):  # the user's block, named like bbpatch's, stays the user's
                 assert built["layers"][-2][3].endswith(".goldyolo.conv_bn_hswish")
 
     status = run_cli("status", str(root), "--json")
@@ -179,10 +210,15 @@ def test_shipped_yamls_build_bbpatchs_class_beside_the_users_of_the_same_name(tm
     }
 
 
-def test_verify_fast_passes_on_an_adopted_tree(fresh_tree, tmp_path):
-    yamls = make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
+COLUMN = Variant(backbones=ALL_KINDS[:2], column=True)  # the blog column's tasks.py (goldyolo, two_backbone)
+
+
+@pytest.mark.parametrize("spec", [Variant(), COLUMN], ids=["seed", "column"])
+def test_verify_fast_passes_on_an_adopted_tree(fresh_tree, tmp_path, spec):
+    yamls = make_recipe_tree(fresh_tree / "ultralytics", spec, fresh_tree / "models")
     adoption.adopt(fresh_tree)
-    result = run_cli("verify", str(fresh_tree), "--fast", "--yaml", "yolov8-mobilenetv4", "--yaml", str(yamls[0]))
+    mine = [arg for yaml in (yamls if spec.column else yamls[:1]) for arg in ("--yaml", str(yaml))]
+    result = run_cli("verify", str(fresh_tree), "--fast", "--yaml", "yolov8-mobilenetv4", *mine)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
@@ -232,7 +268,8 @@ def test_an_unrecognised_recipe_variant_is_refused_one_line_per_reason(fresh_tre
     assert "also runs 'print(c2)'" in lines[1]
 
 
-def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
+@pytest.mark.parametrize("spec", [Variant(), COLUMN], ids=["seed", "column"])
+def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path, spec):
     """The fork workflow (tests/test_git.py) on an adopted tree: the merge driver keeps the user's lines and the
     adopted layout, the post-merge hook refreshes the record, the recipe backbones still build."""
     from test_git import assert_fully_patched_at, bbpatch, git, put_release
@@ -245,7 +282,7 @@ def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", f"ultralytics {old}")
     git(repo, "branch", "upstream")
-    yamls = make_recipe_tree(repo / "ultralytics", Variant(), repo / "models")
+    yamls = make_recipe_tree(repo / "ultralytics", spec, repo / "models")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "the blog recipe, by hand")
     assert bbpatch("adopt", cwd=repo).returncode == 0
@@ -270,9 +307,13 @@ def test_an_adopted_fork_merges_a_newer_upstream_release_cleanly(tmp_path):
     assert set(report["adopted"]["backbones"]) == {"FasterNet", "MyNet"}
     assert (repo / "ultralytics/nn/Addmodules/bbpatch/_adopted.py").is_file()
 
+    if spec.column:  # the user's flags and their branches merged with upstream's lines, still there
+        assert "two_backbone = True\n" in tasks and "goldyolo = True\n" in tasks and "not two_backbone" not in tasks
     after = build(repo, yamls, "before", tmp_path / "after")
     for name, built in after.items():
-        assert built["layers"][0] == before[name]["layers"][0] and built["layers"][1][0] == 5, name
+        first = 1 if name == "yolov9-column-stock" else 5
+        assert built["layers"][0] == before[name]["layers"][0] and built["layers"][1][0] == first, name
+        assert [row[3] for row in built["layers"]] == [row[3] for row in before[name]["layers"]], name
         assert built["stride"] == [8.0, 16.0, 32.0]
 
 
@@ -322,19 +363,19 @@ def test_apply_on_an_adopted_tree_keeps_the_layout_and_revert_still_gives_the_ha
     assert tree_bytes(fresh_tree) == hand_patched
 
 
-def test_a_loop_tail_that_keeps_other_channel_lists_apart_is_refused(fresh_tree):
-    """Public trees whose own modules take a list c2 test 'isinstance(c2, list) and m not in {...}': bbpatch's
-    edits tell a backbone by its list c2, so adopt says what it found and changes nothing."""
+def test_a_loop_tail_that_keeps_a_recipe_backbone_apart_is_refused(fresh_tree):
+    """The other family's tail 'isinstance(c2, list) and m not in {...}' is adopted (VARIANTS); naming a recipe
+    backbone there builds that backbone twice, which no YAML survives: adopt says so and changes nothing."""
     make_recipe_tree(fresh_tree / "ultralytics", Variant(), fresh_tree / "models")
     tasks = fresh_tree / "ultralytics/nn/tasks.py"
     text = tasks.read_text().replace(
         "        if isinstance(c2, list):\n            m_ = m\n",
-        "        if isinstance(c2, list) and m not in {Low_FAM}:\n            m_ = m\n",
+        "        if isinstance(c2, list) and m not in {Low_FAM, MyNet}:\n            m_ = m\n",
         1,
     )
     tasks.write_text(text)
     (line,) = refused(fresh_tree, 4)
-    assert "the layer loop tests 'isinstance(c2, list) and m not in {Low_FAM}'" in line
+    assert "the loop tail keeps MyNet apart, which a recipe branch builds as a backbone" in line
 
 
 def test_an_adoption_record_that_would_put_code_into_the_registry_is_refused(fresh_tree):
@@ -349,3 +390,100 @@ def test_an_adoption_record_that_would_put_code_into_the_registry_is_refused(fre
     result = run_cli("apply", str(fresh_tree))
     assert result.returncode == 2 and "unreadable bbpatch manifest ('adopted': backbone" in result.stderr
     assert tree_bytes(fresh_tree) == before
+
+
+def test_each_finding_is_said_once_at_its_own_line(fresh_tree):
+    """Two loop tails reading the same are two findings at two lines; one edit made at two places is one note."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(column=True), fresh_tree / "models")
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    recipe_text = tasks.read_text()
+    adopted = run_cli("adopt", str(fresh_tree), "--dry-run")
+    assert adopted.returncode == 0, adopted.stdout + adopted.stderr
+    notes = [line for line in adopted.stdout.splitlines() if "note: " in line]
+    assert len(notes) == len(set(notes)), notes
+    assert sum("'i + 4 if backbone else i' -> 'i' (2 places)" in note for note in notes) == 1, notes
+
+    tail = "isinstance(c2, list) and not goldyolo and not two_backbone"
+    tasks.write_text(recipe_text.replace(tail, "isinstance(c2, list) and m not in {MyNet}"))
+    lines = refused(fresh_tree, 4)
+    assert len(lines) == 2 and len(set(lines)) == 2, lines
+    text = tasks.read_text().splitlines()
+    for line in lines:
+        number = int(line.split("tasks.py line ")[1].split(":")[0])
+        assert "and m not in {MyNet}" in text[number - 1], (line, text[number - 1])
+
+
+def test_a_column_flag_that_no_branch_sets_is_the_recipes_own_test(fresh_tree):
+    """A public tree tests 'isinstance(c2, list) and not goldyolo' and never sets goldyolo: no modules of the user's
+    take a list c2 there, so the tail is the recipe's and the tree is adopted (not refused as a second family)."""
+    make_recipe_tree(fresh_tree / "ultralytics", Variant(column=True), fresh_tree / "models")
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    text = tasks.read_text().replace("            goldyolo = True\n", "")
+    assert "goldyolo = True" not in text
+    tasks.write_text(text)
+    hand_patched = tree_bytes(fresh_tree)
+    result = run_cli("adopt", str(fresh_tree))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "and not goldyolo and not two_backbone: ... else:' around the stock code" in result.stdout
+    adopted = tasks.read_text()
+    assert "goldyolo = False\n" in adopted and "two_backbone = True\n" in adopted  # the user's flags stay
+    assert "not goldyolo" not in adopted
+    assert run_cli("revert", str(fresh_tree)).returncode == 0
+    assert tree_bytes(fresh_tree) == hand_patched
+
+
+def test_apply_and_revert_handle_the_relative_modules_import(fresh_tree):
+    """Some forks' tasks.py imports 'from .modules import (...)': apply puts bbpatch's import after it."""
+    tasks = fresh_tree / "ultralytics/nn/tasks.py"
+    text = tasks.read_text()
+    tasks.write_text(text.replace("from ultralytics.nn.modules import (", "from .modules import (", 1))
+    before = tree_bytes(fresh_tree)
+    result = run_cli("apply", str(fresh_tree))
+    assert result.returncode == 0, result.stdout + result.stderr
+    patched = tasks.read_text()
+    after_import = patched.index(")\n", patched.index("from .modules import (")) + 2
+    assert patched[after_import:].startswith("from ultralytics.nn.Addmodules import *  # noqa")
+    built = run_json(
+        fresh_tree,
+        "import json\nfrom ultralytics.nn.tasks import DetectionModel\n"
+        "m = DetectionModel('yolov8-mobilenetv4.yaml', verbose=False)\n"
+        "print(json.dumps([type(m.model[0]).__module__, m.model[1].i, m.stride.tolist()]))",
+    )
+    assert built == ["ultralytics.nn.Addmodules.timm_backbones", 5, [8.0, 16.0, 32.0]]
+    assert run_cli("revert", str(fresh_tree)).returncode == 0
+    assert tree_bytes(fresh_tree) == before
+
+
+def test_adopt_of_the_column_tree_killed_after_every_write_is_rolled_back(tmp_path):
+    """SIGKILL after the journal and after each one of adopt's writes, not a sample: the next command rolls the
+    column tree back to the hand-patched bytes and folders; the last run gets to the end and adopts it."""
+    from test_kill_importable import BBPATCH, folders, killed_after_each_write
+
+    from bbpatch.disk.journal import JOURNAL
+    from bbpatch.engine.tree import find_tree
+
+    from helpers import Preloaded
+
+    root, _ = recipe_tree(tmp_path, "8.4.190", Variant(backbones=ALL_KINDS, column=True, range_pad=True))
+    hand_patched, hand_folders = tree_bytes(root), folders(root)
+    tree = find_tree(root)
+    _, writes = adoption.plan_adopt(tree)
+    created = {f for p, data in writes.items() if data is not None for f in p.parents if tree.package in f.parents}
+    planned = len(writes) + len({folder for folder in created if not folder.exists()})
+
+    with Preloaded(["bbpatch.cli"]) as bbpatch_cli:
+
+        def between(n):
+            assert (root / "ultralytics" / JOURNAL).is_file(), n
+
+        def recovered(n):
+            result = bbpatch_cli.run(BBPATCH.format(args=["status", str(root)]))
+            assert "an interrupted bbpatch adopt was rolled back" in result.stdout, (n, result.stdout)
+            assert tree_bytes(root) == hand_patched, f"adopt killed after write {n}: not rolled back exactly"
+            assert folders(root) == hand_folders, f"adopt killed after write {n}: folders left behind"
+
+        kills = killed_after_each_write(bbpatch_cli, "adopt", root, between, recovered)
+    assert kills == planned + 1  # killed after the journal (write 0) and after every one of its writes
+    assert run_cli("status", str(root)).returncode == 0
+    assert run_cli("revert", str(root)).returncode == 0
+    assert tree_bytes(root) == hand_patched and folders(root) == hand_folders

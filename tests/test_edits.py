@@ -54,7 +54,7 @@ EXPECTED_LINES = {
     "backbone_branch": 'elif bbpatch_role(m) == "backbone":',
     "block_branch": 'elif bbpatch_role(m) == "block":',
     "backbone_layer": "            m_.backbone = True",
-    "layer_type": "if not isinstance(c2, list):",
+    "layer_type": "if not (isinstance(c2, list) and isinstance(m, torch.nn.Module)):",
     "layer_index": "x % (i + 4 if backbone else i)",
     "channel_list": "ch[:0] = [0] * (5 - len(ch))\n            c2 = c2[-1]",
     "forward_outputs": "x = bbpatch_save_backbone_outputs(x, y, self.save)",

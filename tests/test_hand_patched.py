@@ -73,6 +73,19 @@ HAND_EDITS = {
         [("        ch.append(c2)\n", "        ch.append(c2 if not hasattr(m_, 'w') else m_.width_list[-1])\n")],
         "reads width_list",
     ),
+    # issue 23: only a branch added by hand for a name bbpatch ships, no import: bbpatch's branch would never see it
+    "a hand-made branch for a class bbpatch ships": (
+        [(FINAL_ELSE, _branch("{MobileNetV4ConvSmall}", "c2 = args[0]"))],
+        "a branch of its own for MobileNetV4ConvSmall, a class the bbpatch package ships",
+    ),
+    "a hand-made 'm is' branch for a block bbpatch ships": (
+        [(FINAL_ELSE, "        elif m is conv_bn_hswish:\n            c2 = args[0]\n" + FINAL_ELSE)],
+        "a branch of its own for conv_bn_hswish",
+    ),
+    "a hand-made frozenset branch for a backbone bbpatch ships": (
+        [(FINAL_ELSE, "        elif m in frozenset({FasterNetT0}):\n            c2 = args[0]\n" + FINAL_ELSE)],
+        "a branch of its own for FasterNetT0",
+    ),
     "relative Addmodules import": (
         [("from ultralytics.nn.modules import (", "from .Addmodules import *\nfrom ultralytics.nn.modules import (")],
         "imports an Addmodules package",

@@ -501,6 +501,16 @@ def test_decision_stands_aside_for_hand_edits_and_a_foreign_addmodules(decide_he
     assert not decision.patched and "by hand, the blog recipe" in decision.reason
 
 
+def test_decision_stands_aside_for_a_hand_made_branch_for_a_class_bbpatch_ships(decide_here, fresh_tree):
+    """Patched in memory, bbpatch's branch would never see MobileNetV4ConvSmall: the user's branch took it first."""
+    tasks = fresh_tree / "ultralytics" / "nn" / "tasks.py"
+    final = "        else:\n            c2 = ch[f]\n"
+    branch = "        elif m in {MobileNetV4ConvSmall}:\n            c2 = args[0]\n"
+    tasks.write_text(tasks.read_text().replace(final, branch + final, 1))
+    decision = decide_here(fresh_tree / "ultralytics")
+    assert not decision.patched and "a branch of its own for MobileNetV4ConvSmall" in decision.reason
+
+
 def test_the_import_cost_benchmark_runs_and_reports_both_ratios(tmp_path):
     from bbpatch.benchmarks import hook as bench
 

@@ -13,8 +13,6 @@ back byte for byte, and an ``adopted`` entry, so that status says what the tree 
 
 from __future__ import annotations
 
-import ast
-
 import libcst as cst
 
 from bbpatch import __version__
@@ -37,9 +35,7 @@ from bbpatch.engine.edits.import_addmodules import EDIT as IMPORT_EDIT
 from bbpatch.engine.recipe import recipe_removed  # noqa: F401  (where it lived before 0.4)
 from bbpatch.engine.sources import hand_patch_evidence
 from bbpatch.engine.tree import ADDMODULES, LOCK, MANIFEST, Tree, TreeError, find_tree
-from bbpatch.models import catalog
-from bbpatch.models.catalog import package_dir
-from bbpatch.models.roles import declared_role
+from bbpatch.models.roles import shipped_names
 
 ADOPTED_PACKAGE = f"{ADDMODULES}/bbpatch"
 REGISTRY = "_adopted.py"
@@ -94,12 +90,7 @@ def imported_names(tasks: bytes) -> set[str]:
 
 def bbpatch_names() -> set[str]:
     """The classes bbpatch's package exports, read without importing it (the catalog and bbpatch_role lines)."""
-    names = set(catalog.BACKBONES)
-    for file in package_dir("bbpatch.modules").glob("*.py"):
-        for node in ast.walk(ast.parse(file.read_text("utf-8"))):
-            if isinstance(node, ast.ClassDef) and declared_role(node):
-                names.add(node.name)
-    return names
+    return set(shipped_names())
 
 
 def registry_source(tree: Tree, adopted: dict) -> bytes:
@@ -174,7 +165,8 @@ def plan_adopt(tree: Tree) -> tuple[Report, dict]:
         ) from None
     adopted = record_of(found, modules_folder(tasks_base), tasks_base)
     report, writes = plan_files(tree, current, {TASKS: tasks_base, TORCH_UTILS: utils_base}, current, adopted)
-    report.notes += [f"took out: {line}" for line in found.removed]
+    report.notes += [f"took out: {line}" for line in found.removed_lines()]
+    report.notes += [f"kept: {line}" for line in dict.fromkeys(found.kept)]
     return report, writes
 
 

@@ -18,6 +18,7 @@ from bbpatch.engine.recipe import recipe_removed
 from bbpatch.engine.sources import hand_patch_evidence, unpatch_source
 from bbpatch.engine.tree import ADDMODULES, MANIFEST, NEWEST_RELEASE, OLDEST_RELEASE, Tree, TreeError, in_tested_range
 from bbpatch.models.catalog import package_dir
+from bbpatch.models.roles import shipped_names
 from bbpatch.models.yaml_bases import unbuildable
 
 
@@ -138,7 +139,7 @@ def is_current(tree: Tree, manifest: Manifest) -> bool:
 def originals(tree: Tree, current: dict[str, bytes], manifest: Manifest | None) -> dict[str, bytes]:
     """The unpatched sources: as read, from the manifest, or with bbpatch's edits undone structurally."""
     if manifest is None:
-        evidence = hand_patch_evidence(current)
+        evidence = hand_patch_evidence(current, shipped_names())
         if evidence:
             raise HandPatched(
                 f"{tree.file(FILES[0])}: looks patched by hand with the blog recipe ({'; '.join(evidence)}); "

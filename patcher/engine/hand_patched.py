@@ -16,6 +16,7 @@ import re
 import libcst as cst
 
 import bbpatch.engine.matchers as m
+from bbpatch.engine.cst import StatementLines
 
 CANDIDATES = re.compile(
     rb"Addmodules|width_list|\bbackbone\s*=\s*True|\bm\s*=\s*m\s*\(|\bc2\s*=\s*m\s*\.|\bch\s*\.\s*(?:extend|insert)\b"
@@ -110,10 +111,27 @@ SIGN_NODES = (
 )
 
 
+def _dispatched_names(node: cst.CSTNode) -> list[str]:
+    """The names a type-dispatch test compares ``m`` with: ``m in {A, B}`` (set, tuple, list), ``m is A``."""
+    if not (isinstance(node, cst.Comparison) and m.matches(node.left, m.Name("m")) and len(node.comparisons) == 1):
+        return []
+    target = node.comparisons[0]
+    if isinstance(target.operator, cst.Is):
+        return [target.comparator.value] if isinstance(target.comparator, cst.Name) else []
+    container = target.comparator
+    if isinstance(container, cst.Call) and m.matches(container.func, m.Name("frozenset")) and container.args:
+        container = container.args[0].value  # ``m in frozenset({A, B})``, as releases from 8.3 write the dispatch
+    if isinstance(target.operator, cst.In) and isinstance(container, (cst.Set, cst.Tuple, cst.List)):
+        return [e.value.value for e in container.elements if isinstance(e.value, cst.Name)]
+    return []
+
+
 class _Signs(cst.CSTVisitor):
-    def __init__(self):
+    def __init__(self, shipped: frozenset = frozenset()):
         self.depth_in_parse_model = 0
-        self.found: dict[str, cst.CSTNode] = {}  # meaning -> first node showing it
+        self.shipped = shipped
+        self.found: dict[str, tuple] = {}  # meaning -> (the top-level statement it is in, the first node showing it)
+        self.statement = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.name.value == "parse_model" or self.depth_in_parse_model:
@@ -125,31 +143,36 @@ class _Signs(cst.CSTVisitor):
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         super().on_visit(node)
+        if self.shipped and self.depth_in_parse_model and isinstance(node, cst.If):
+            names = [name for name in _dispatched_names(node.test) if name in self.shipped]
+            if names:  # bbpatch's branch comes last in the dispatch: this one would take these names from it
+                meaning = (
+                    f"parse_model has a branch of its own for {', '.join(names)}, a class the bbpatch package ships "
+                    "(bbpatch's branch would never see it)"
+                )
+                self.found.setdefault(meaning, (self.statement, node))
         if not isinstance(node, SIGN_NODES):
             return True
         for pattern, where, meaning in SIGNS:
             if meaning in self.found or (where == "parse_model" and not self.depth_in_parse_model):
                 continue
             if m.matches(node, pattern):
-                self.found[meaning] = node
+                self.found[meaning] = (self.statement, node)
         return not isinstance(node, (cst.Import, cst.ImportFrom))  # ultralytics.nn.backbone.x is no attribute check
 
 
-def evidence(tasks: bytes) -> list[str]:
-    """What in ``tasks`` looks like the recipe's hand edits (or bbpatch's edits without a manifest), with lines."""
-    if not CANDIDATES.search(tasks):
+def evidence(tasks: bytes, shipped: frozenset = frozenset()) -> list[str]:
+    """What in ``tasks`` looks like the recipe's hand edits (or bbpatch's edits without a manifest), with lines;
+    ``shipped``: the class names bbpatch's package exports (a hand-made branch for one of them is a hand edit)."""
+    if not CANDIDATES.search(tasks) and not any(name.encode() in tasks for name in shipped):
         return []
     try:
         module = cst.parse_module(tasks)
     except (cst.ParserSyntaxError, SyntaxError, UnicodeDecodeError, LookupError):
         return []  # not Python: the parse that follows reports that clearly
-    signs = _Signs()
-    module.visit(signs)
-    text = module.code
-    return [f"tasks.py {_line(text, module.code_for_node(node))}: {meaning}" for meaning, node in signs.found.items()]
-
-
-def _line(text: str, snippet: str) -> str:
-    first = snippet.strip().splitlines()[0] if snippet.strip() else snippet
-    at = text.find(first)
-    return "?" if at < 0 else f"line {text.count(chr(10), 0, at) + 1}"
+    signs = _Signs(frozenset(shipped))
+    for index, statement in enumerate(module.body):
+        signs.statement = index
+        statement.visit(signs)
+    lines = StatementLines(module)
+    return [f"tasks.py line {lines.line(index, node)}: {meaning}" for meaning, (index, node) in signs.found.items()]

@@ -82,7 +82,7 @@ def _pattern_class(name: str) -> type:
 
 
 _NODES = (
-    "Add Arg Assign AssignTarget Attribute AugAssign BinaryOperation Call Comparison Element Else Expr For "
+    "Add Arg Assign AssignTarget Attribute AugAssign BinaryOperation Call Comparison Dot Element Else Expr For "
     "FormattedString FormattedStringExpression GeneratorExp If IfExp "
     "ImportFrom IndentedBlock Integer Modulo Name Set SimpleStatementLine Subscript Tuple"
 ).split()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from bbpatch.engine import hand_patched
@@ -11,6 +13,8 @@ from bbpatch.engine.encoding import source_encoding
 from bbpatch.engine.tree import Tree, TreeError
 
 LEFTOVER_MARKS = ("bbpatch_", "ultralytics.nn.Addmodules", "backbone = False")
+# the marks as bbpatch writes them: 'backbone = False' on its own, not the column's 'two_backbone = False'
+LEFTOVER = re.compile(r"bbpatch_|ultralytics\.nn\.Addmodules|(?<![\w.])backbone = False")
 
 
 class RevertRefused(TreeError):
@@ -52,7 +56,7 @@ def unpatch_source(tree: Tree, key: str, data: bytes) -> bytes:
     leftovers = [
         n
         for n, line in enumerate(text.splitlines(), 1)
-        if any(mark in line for mark in LEFTOVER_MARKS) and line.strip() not in users_lines
+        if LEFTOVER.search(line) and line.strip() not in users_lines
     ]
     if leftovers:
         raise RevertRefused(
@@ -70,9 +74,11 @@ def edit_statuses(tree: Tree, sources: dict[str, bytes]) -> dict[str, str]:
     return statuses
 
 
-def hand_patch_evidence(sources: dict[str, bytes]) -> list[str]:
-    """Signs of the blog recipe (or of bbpatch edits without a manifest) in an unpatched-looking tree."""
-    return hand_patched.evidence(sources.get(FILES[0], b"")) + _torch_utils_evidence(sources.get(FILES[1], b""))
+def hand_patch_evidence(sources: dict[str, bytes], shipped: frozenset = frozenset()) -> list[str]:
+    """Signs of the blog recipe (or of bbpatch edits without a manifest) in an unpatched-looking tree; ``shipped``:
+    bbpatch's class names, so that a hand-made parse_model branch for one of them counts too."""
+    tasks = hand_patched.evidence(sources.get(FILES[0], b""), shipped)
+    return tasks + _torch_utils_evidence(sources.get(FILES[1], b""))
 
 
 def _torch_utils_evidence(data: bytes) -> list[str]:

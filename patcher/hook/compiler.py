@@ -15,6 +15,7 @@ from bbpatch.engine.encoding import decode
 from bbpatch.engine.sources import hand_patch_evidence, patch_source
 from bbpatch.engine.tree import TreeError, find_tree
 from bbpatch.models.catalog import package_dir
+from bbpatch.models.roles import shipped_names
 from bbpatch.models.yaml_bases import unbuildable
 
 
@@ -26,7 +27,7 @@ def compile_entry(package: Path, sources: dict[str, tuple[Path, bytes]]) -> dict
     """A cache entry: the compiled patched modules, or why the hook stands aside for this tree."""
     try:
         tree = find_tree(package)
-        evidence = hand_patch_evidence({key: data for key, (_, data) in sources.items()})
+        evidence = hand_patch_evidence({key: data for key, (_, data) in sources.items()}, shipped_names())
         if evidence:
             return aside(f"{sources['nn/tasks.py'][0]} looks patched by hand ({'; '.join(evidence)})")
         codes, edits = {}, {}

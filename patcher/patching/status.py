@@ -15,6 +15,7 @@ from bbpatch.disk.records import (
 from bbpatch.disk.transaction import recover_pending
 from bbpatch.engine.sources import edit_statuses, edits_for, hand_patch_evidence, parse_source
 from bbpatch.engine.tree import Tree, find_tree
+from bbpatch.models.roles import shipped_names
 
 
 def carries_all_edits(tree: Tree, sources: dict[str, bytes]) -> tuple[bool, dict[str, str]]:
@@ -47,7 +48,7 @@ def status(path=None) -> Report:
     if manifest is None:
         current = read_sources(tree)
         statuses = edit_statuses(tree, current)
-        evidence = hand_patch_evidence(current)
+        evidence = hand_patch_evidence(current, shipped_names())
         return Report(tree, "hand-patched" if evidence else "clean", statuses, notes=first_notes + evidence)
     notes = first_notes + release_notes(tree)
     if manifest.adopted is not None:

@@ -1,3 +1,3 @@
 # Wraps parse_model's `t = str(m)...` statement: a backbone keeps its YAML name.
-if not isinstance(c2, list):
+if not (isinstance(c2, list) and isinstance(m, torch.nn.Module)):
     ORIGINAL

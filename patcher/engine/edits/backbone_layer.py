@@ -11,5 +11,6 @@ EDIT = WrapStatement(
     where="parse_model",
     expected="'m_ = ...' layer build statement",
     template="backbone_layer",
+    earlier_tests=("isinstance(c2, list)",),  # before 0.3.0: CBLinear's list c2 was taken for a backbone
     anchor=assign_to("m_", m.IfExp() | m.Call()),
 )

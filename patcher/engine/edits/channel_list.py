@@ -11,5 +11,6 @@ EDIT = WrapStatement(
     where="parse_model",
     expected="'ch.append(c2)' statement",
     template="channel_list",
+    earlier_tests=("isinstance(c2, list)",),  # before 0.3.0: CBLinear's list c2 was taken for a backbone
     anchor=call_statement("ch", "append", [m.Arg(m.Name("c2"))]),
 )

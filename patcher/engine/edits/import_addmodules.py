@@ -21,6 +21,7 @@ MODULES_IMPORT = single_statement(
     m.ImportFrom(
         module=m.Attribute(value=m.Attribute(value=m.Name("ultralytics"), attr=m.Name("nn")), attr=m.Name("modules"))
     )
+    | m.ImportFrom(relative=[m.Dot()], module=m.Name("modules"))  # ``from .modules import (...)``, as forks have it
 )
 ADOPTED_TEMPLATE = "import_adopted"
 
@@ -53,7 +54,7 @@ EDIT = ImportModules(
     summary="import ultralytics.nn.Addmodules (nn.Addmodules.bbpatch in an adopted tree) after the nn.modules import",
     scope=module_level,
     where="the module",
-    expected="'from ultralytics.nn.modules import (...)' statement",
+    expected="'from ultralytics.nn.modules import (...)' (or 'from .modules import (...)') statement",
     template="import_addmodules",
     anchor=MODULES_IMPORT,
 )

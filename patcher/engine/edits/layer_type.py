@@ -11,5 +11,6 @@ EDIT = WrapStatement(
     where="parse_model",
     expected="'t = str(m)[8:-2]...' module type statement",
     template="layer_type",
+    earlier_tests=("not isinstance(c2, list)",),  # before 0.3.0: CBLinear's list c2 was taken for a backbone
     anchor=assign_to("t", m.Call()),
 )
