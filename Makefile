@@ -9,8 +9,7 @@ STAMP := $(VENV)/.installed
 ISOLATED_VENVS := .venv-tflite .venv-coreml
 MAIN_SITE = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
-.PHONY: install tflite-venv coreml-venv test demo bench sweep sweep-adopt upstream-tests lint clean
-.PHONY: install tflite-venv coreml-venv test demo bench sweep sweep-timm upstream-tests lint clean
+.PHONY: install tflite-venv coreml-venv test demo bench sweep sweep-adopt sweep-timm upstream-tests lint clean
 
 install: $(STAMP) $(ISOLATED_VENVS:%=%/.installed)
 
