@@ -282,7 +282,8 @@ def test_bbpatch_yaml_pretrained_path_builds(patched_tree, tmp_path):
     write_checkpoint(weights)
     out = tmp_path / "derived.yaml"
     result = run_cli("yaml", "--base", "yolov8n.yaml", "--backbone", "MobileNetV4ConvSmall_050",
-                     "--pretrained", "./w/mnv4 small.pth", "-o", str(out))  # fmt: skip
+                     "--pretrained", "./w/mnv4 small.pth", "-o", str(out), cwd=tmp_path)  # fmt: skip
+    # bbpatch yaml builds what it writes, where the user trains: the relative path is found from there
     assert result.returncode == 0, result.stderr
     built = run_json(tmp_path, BUILD_FROM_YAML, env={"PYTHONPATH": str(patched_tree), "MODEL_YAML": str(out)})
     random_init = run_json(tmp_path, BUILD_FROM_YAML, env={"PYTHONPATH": str(patched_tree), "MODEL_YAML": str(

@@ -167,13 +167,15 @@ print(json.dumps(result))
 """
 
 
-def backbone_yaml(root, version: str) -> str:
-    """The shipped YAML where the release reads ``scales`` (8.0.55+), else one derived from its stock yolov8n.yaml."""
+def backbone_yaml(root, version: str, legacy_site) -> str:
+    """The shipped YAML where the release reads ``scales`` (8.0.55+), else one derived from its stock yolov8n.yaml
+    (``bbpatch yaml`` builds it in the tree, which imports pkg_resources: the legacy site goes on its path)."""
     if version_tuple(version) >= (8, 0, 55):
         return "yolov8n-mobilenetv4.yaml"
     derived = root / "yolov8n-mnv4-derived.yaml"
     base = root / "ultralytics" / "models" / "v8" / "yolov8n.yaml"
-    result = run_cli("yaml", "--base", str(base), "--backbone", "MobileNetV4ConvSmall", "-o", str(derived))
+    yaml_args = ("yaml", "--base", str(base), "--backbone", "MobileNetV4ConvSmall", "-o", str(derived))
+    result = run_cli(*yaml_args, env={"PYTHONPATH": str(legacy_site)})
     assert result.returncode == 0, result.stderr
     return str(derived)
 
@@ -185,7 +187,7 @@ def test_yolo_layout_release_builds_a_backbone_model(version, tmp_path, legacy_s
     patched = copy_package(package, tmp_path / "patched")
     api.apply(patched)
     stock = run_json(clean, LEGACY_BUILD, env={"PYTHONPATH": str(legacy_site)})
-    env = {"PYTHONPATH": str(legacy_site), "BACKBONE_YAML": backbone_yaml(patched, version)}
+    env = {"PYTHONPATH": str(legacy_site), "BACKBONE_YAML": backbone_yaml(patched, version, legacy_site)}
     built = run_json(patched, LEGACY_BUILD, env=env)
     assert stock["stock"][0] > 3_000_000
     assert built == {**stock, "stride": [8.0, 16.0, 32.0], "i": [4, 5, 6], "gflops/full": 1.0}

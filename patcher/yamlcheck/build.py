@@ -8,8 +8,11 @@ Whatever still does not build is refused: nothing is ever handed back that the t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,10 +90,36 @@ def layer0_notes(backbone, answer):
 
 
 def build(package, text, name) -> dict:
-    """``{"layer0": ...}`` when ``text`` builds and runs in ``package``'s tree, else ``{"error": its last line}``."""
-    with tempfile.TemporaryDirectory(prefix="bbpatch-yaml-") as folder:
-        Path(folder, name).write_text(text, encoding="utf-8")
-        return run_probe(package, folder, [name])[0]
+    """``{"layer0": ...}`` when ``text`` builds and runs in ``package``'s tree, else ``{"error": its last line}``.
+
+    The child works in this process's working directory, where the YAML's relative paths (a ``pretrained``
+    checkpoint ``./w/x.pth``) mean what they will mean in training, and builds the YAML by its absolute path in
+    a folder ultralytics' scale rule cannot misread (see ``probe_name``); only where no such folder can be had
+    (a temp root that itself has a digit and a scale letter) does it work in the YAML's folder instead.
+    """
+    with scale_safe_folder() as folder:
+        path = Path(folder, name)
+        path.write_text(text, encoding="utf-8")
+        if SCALE_RULE.search(str(path)):
+            return run_probe(package, folder, [name])[0]
+        return run_probe(package, os.getcwd(), [str(path)])[0]
+
+
+SCALE_RULE = re.compile(r"\d+[nslmx]")  # what ultralytics' yaml_model_load rewrites in a YAML's path
+
+
+@contextlib.contextmanager
+def scale_safe_folder():
+    """A temporary folder whose path has no digit before a scale letter, where one can be had in a few tries."""
+    for _ in range(20):
+        folder = tempfile.mkdtemp(prefix="bbpatch-yaml-")
+        if not SCALE_RULE.search(folder) or _ == 19:
+            break
+        os.rmdir(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def probe_name(base_path):

@@ -33,9 +33,13 @@ def model_class(path):
 
     with open(path, encoding="utf-8") as file:
         head = yaml.safe_load(file).get("head") or []
-    from ultralytics import RTDETR, YOLO
+    if any(row[2] == "RTDETRDecoder" for row in head):
+        from ultralytics import RTDETR  # not in releases before 8.0.1xx, which build no RT-DETR YAML either
 
-    return RTDETR if any(row[2] == "RTDETRDecoder" for row in head) else YOLO
+        return RTDETR
+    from ultralytics import YOLO
+
+    return YOLO
 
 
 def build_and_run(torch, path, size):
@@ -60,6 +64,8 @@ def build_and_run(torch, path, size):
 
 def main():
     request = json.loads(sys.stdin.read())
+    if sys.path and sys.path[0] == "":  # python -c puts the working directory (the user's) before the tree's root
+        del sys.path[0]
     try:
         from bbpatch.hook import install
 
