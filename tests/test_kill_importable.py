@@ -96,8 +96,9 @@ def check_importable(importer, root: Path, patched_tasks: bytes, references: dic
     assert built(importer, root, names, where) == {name: references[name] for name in names}, where
 
 
-def killed_after_each_write(bbpatch_cli, command: str, root: Path, between, recovered) -> int:
-    """Run ``bbpatch command`` killed after write 0, 1, 2 ... until a run gets to the end; return the kills."""
+def killed_after_each_write(bbpatch_cli, command: str, root: Path, between, recovered, step: int = 1) -> int:
+    """Run ``bbpatch command`` killed after write 0, step, 2 * step ... until a run gets to the end; return the
+    index of the first write the command got past, so ``step=1`` returns the kills (every write)."""
     kills = 0
     while True:
         run = bbpatch_cli.run(BBPATCH.format(args=[command, str(root)]), {"BBPATCH_KILL_AFTER_WRITES": str(kills)})
@@ -107,7 +108,7 @@ def killed_after_each_write(bbpatch_cli, command: str, root: Path, between, reco
         assert (root / "ultralytics" / JOURNAL).is_file()
         between(kills)
         recovered(kills)
-        kills += 1
+        kills += step
 
 
 def writes_planned(tree) -> int:
