@@ -1,6 +1,6 @@
 """verify wall times, as a user runs it (``bbpatch verify``, a fresh process each time) on a patched copy.
 
-- ``verify --fast`` cold: an empty build cache, several runs                                      [<= 5 s]
+- ``verify --fast`` cold: an empty build cache, several runs                             [median <= 5 s]
 - ``verify --fast`` warm: the tree and YAMLs unchanged since the last cold run                     [~1 s]
 - ``verify``, every shipped YAML and the export matrix of all six formats, once            [at its CPU floor]
 - ``verify --formats onnx,openvino``: the same gate proving the CPU deployment formats only [at its CPU floor]
@@ -99,7 +99,8 @@ def print_ratios_against(figures: dict, revision: str) -> None:
 
 def budget_verdict(name: str, walls: list[float], cpus: list[float]) -> str:
     if name == "verify --fast, cold":
-        return f"  target <= {FAST_COLD_TARGET:g} s: {'met' if max(walls) <= FAST_COLD_TARGET else 'NOT met'}"
+        met = "met" if statistics.median(walls) <= FAST_COLD_TARGET else "NOT met"
+        return f"  target: median <= {FAST_COLD_TARGET:g} s: {met}"
     if name not in FULL_RUNS:
         return ""
     floor = statistics.median(cpus) / (os.cpu_count() or 1)
